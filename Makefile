@@ -1,0 +1,62 @@
+# Odin: `make demo` runs a sample pipeline on this machine, `make test` runs every test.
+# Both set up what they need on a fresh machine (virtual environment, Kubernetes control plane).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SAMPLE ?= samples/ml-sweep
+
+.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean
+
+help:
+	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
+	@echo "make test         every test, including the real Kubernetes control plane (built on first use)"
+	@echo "make test-fast    the tests that need no control plane"
+	@echo "make check        ruff, mypy and the import-layer contracts"
+	@echo "make bench        the benchmarks of bench/ (numbers go to docs/benchmarks.md)"
+	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
+	@echo "make cluster-down stop it"
+
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/odin run $(SAMPLE)
+
+test: venv k8s-build
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest --ignore=tests/k8s
+
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd odin-core/src && ../../$(VENV)/bin/lint-imports --config ../../pyproject.toml
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: venv
+	$(PY) bench/engine_bookkeeping.py
+	$(PY) bench/handoff_latency.py
+
+k8s-build:
+	bash tools/k8s/build.sh
+
+cluster-up: venv k8s-build
+	$(PY) tools/k8s/cluster.py up
+
+cluster-down: venv
+	$(PY) tools/k8s/cluster.py down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,79 @@
+"""Shared helpers of the benchmarks: a no-op executor, DAG shapes, and measurement."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from odin_core.executors.base import Executor, Launch
+from odin_core.model import AttemptUpdate, TaskRecord, TaskStatus
+from odin_core.spec.model import PipelineSpec, TaskSpec
+
+
+class NoopExecutor(Executor):
+    """Every attempt succeeds at once: what is left to measure is the engine's own bookkeeping."""
+
+    name = "noop"
+
+    async def submit(self, launch: Launch) -> str:
+        key = (launch.run_id, launch.task.name, launch.attempt)
+        self.report(AttemptUpdate(*key, TaskStatus.RUNNING))
+        self.report(AttemptUpdate(*key, TaskStatus.SUCCEEDED, exit_code=0))
+        return "noop"
+
+    async def kill(self, record: TaskRecord) -> None:
+        return None
+
+    async def logs(
+        self,
+        record: TaskRecord,
+        *,
+        follow: bool = False,
+        lines: int | None = None,
+        container: str | None = None,
+        until: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncIterator[str]:
+        if False:
+            yield ""
+
+    async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
+        return {}
+
+
+def layered_dag(n: int, width: int = 100, fan_in: int = 2) -> PipelineSpec:
+    """``n`` tasks in layers of ``width``; each task depends on ``fan_in`` tasks of the layer before."""
+    tasks = []
+    for i in range(n):
+        layer, pos = divmod(i, width)
+        deps = (
+            () if layer == 0 else tuple(sorted({f"t{(layer - 1) * width + (pos + k) % width}" for k in range(fan_in)}))
+        )
+        tasks.append(TaskSpec(f"t{i}", "busybox", ("true",), depends=deps))
+    return PipelineSpec("bench", tuple(tasks), job="bench")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(round(p / 100 * (len(ordered) - 1)), len(ordered) - 1)]
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "mean": statistics.fmean(values),
+        "max": max(values),
+    }

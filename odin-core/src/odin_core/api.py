@@ -1,0 +1,162 @@
+"""``Odin``: the engine, a store and an executor behind one small async API.
+
+This is what the CLI uses in embedded mode and what the WebSocket server serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from . import constants as C
+from .engine import Engine
+from .errors import InvalidRequest, NotFound
+from .executors.base import Executor
+from .model import CleanupResult, Event, RunRecord, RunView, TaskRecord
+from .settings import Settings
+from .spec import load_pipeline
+from .store import JobStore, open_store
+
+
+def split_task_id(resource: str) -> tuple[str, str | None]:
+    """``<run id>--<task>`` → (run id, task); a plain run id → (run id, None)."""
+    run_id, sep, task = resource.partition("--")
+    return run_id, (task if sep else None)
+
+
+def git_version(path: Path) -> str:
+    """The commit of the git work tree holding ``path`` ("" when it is not one)."""
+    if shutil.which("git") is None:
+        return ""
+    out = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=False, timeout=10
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "local":
+        from .executors.local import LocalExecutor
+
+        return LocalExecutor(settings.data, settings.local)
+    if settings.executor == "kubernetes":
+        from .executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(settings.data, settings.kubernetes)
+    raise InvalidRequest(f"unknown executor {settings.executor!r}; known: local, kubernetes")
+
+
+class Odin:
+    def __init__(self, settings: Settings, store: JobStore, executor: Executor, *, root: Path) -> None:
+        self.settings = settings
+        self.store = store
+        self.executor = executor
+        self.engine = Engine(store, executor, root_path=root, data_path=settings.data, settings=settings.engine)
+
+    @classmethod
+    async def open(
+        cls, settings: Settings | None = None, *, executor: Executor | None = None, root: Path | None = None
+    ) -> Odin:
+        settings = settings or Settings.from_env()
+        store = await open_store(settings.store)
+        return cls(settings, store, executor or make_executor(settings), root=root or Path.cwd())
+
+    async def __aenter__(self) -> Odin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await self.executor.close()
+        await self.store.close()
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def submit(self, job_dir: str | Path, *, run_id: str | None = None, adopt: bool = False) -> RunRecord:
+        """Validate the pipeline in ``job_dir`` (SpecError lists every problem) and start a run."""
+        job_dir = Path(job_dir).resolve()
+        root = self.engine.root_path.resolve()
+        spec = load_pipeline(job_dir, root=root if job_dir.is_relative_to(root) else job_dir.parent)
+        await self.engine.start(adopt=adopt)
+        return await self.engine.submit(spec, run_id=run_id, version=git_version(job_dir))
+
+    def watch(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event]:
+        return self.engine.watch(run_id, after_seq=after_seq)
+
+    async def wait(self, run_id: str) -> RunRecord:
+        return await self.engine.wait(run_id)
+
+    async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
+        return await self.engine.stop(run_id, reason)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def run(self, run_id: str) -> RunView:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
+        return RunView(run, tuple(await self.store.get_tasks(run_id)))
+
+    async def status(self, pattern: str = "") -> list[RunView]:
+        runs = await self.store.find_runs(pattern)
+        return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in runs]
+
+    async def task(self, resource: str) -> TaskRecord:
+        run_id, name = split_task_id(resource)
+        if name is None:
+            raise InvalidRequest(f"{resource!r} is not a task id (<run id>--<task>)")
+        view = await self.run(run_id)
+        for t in view.tasks:
+            if t.name == name:
+                return t
+        raise NotFound(f"run {run_id!r} has no task {name!r}; it has: {', '.join(t.name for t in view.tasks)}")
+
+    async def data(self, resource: str) -> dict[str, Any]:
+        """The record of a run (with its tasks) or of one task."""
+        run_id, name = split_task_id(resource)
+        if name is not None:
+            return (await self.task(resource)).to_record()
+        view = await self.run(run_id)
+        record = view.run.to_record()
+        record["tasks"] = [t.to_record() for t in view.tasks]
+        return record
+
+    async def events(self, resource: str, *, after_seq: int = 0) -> list[Event]:
+        run_id, name = split_task_id(resource)
+        await self.run(run_id)
+        events = await self.store.events(run_id, after_seq=after_seq)
+        return [e for e in events if name is None or e.task == name]
+
+    async def logs(self, resource: str, *, follow: bool = False, lines: int | None = None) -> AsyncIterator[str]:
+        record = await self.task(resource)
+
+        async def ended() -> bool:
+            return (await self.task(resource)).status.is_terminal
+
+        async for line in self.executor.logs(record, follow=follow, lines=lines, until=ended):
+            yield line
+
+    async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:
+        view = await self.run(run_id)
+        if not view.run.status.is_terminal:
+            await self.stop(run_id, "cleaned up")
+        removed = await self.executor.cleanup(run_id, list(view.tasks))
+        run_dir = self.settings.data / run_id
+        fs_done = fs and run_dir.exists()
+        if fs_done:
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
+        if db:
+            await self.store.delete_run(run_id)
+        return [
+            CleanupResult(t.task_id, removed.get(t.name, False), purged_from_db=db, removed_from_fs=fs_done)
+            for t in view.tasks
+        ]
+
+
+__all__ = ["C", "Odin", "git_version", "make_executor", "split_task_id"]

@@ -1,0 +1,367 @@
+"""The reconcile loop: persisted state in, decisions from ``dag``, actions through an executor.
+
+One ``RunWorker`` per active run. Each pass: ask ``DagState.decide``, persist every transition
+and its events in one store commit, then act (kill, submit). Executor reports arrive in the
+worker's inbox. Everything a worker knows can be rebuilt from the store, which is what
+``Engine.start`` does for runs whose previous engine went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import constants as C
+from .dag import DagState, Plan
+from .errors import Conflict, NotFound, OdinError, TemporaryError
+from .executors.base import Executor, Launch
+from .hub import Hub
+from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
+from .settings import EngineSettings
+from .spec import instantiate, new_pipe_id, resolve_references, spec_from_dict, spec_to_dict, task_id
+from .spec.model import PipelineSpec, TaskSpec
+from .store.base import JobStore
+from .tasks import TaskSet
+
+log = logging.getLogger("odin.engine")
+
+
+@dataclass(frozen=True)
+class _Stop:
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Wake:
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        *,
+        root_path: Path,
+        data_path: Path,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.root_path = root_path
+        self.data_path = data_path
+        self.settings = settings or EngineSettings()
+        self.hub = Hub(store)
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._workers: dict[str, RunWorker] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks = TaskSet("engine")
+        self._started = False
+        self._adopt = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, adopt: bool = True) -> None:
+        """Bind the executor and start the heartbeat; with ``adopt``, also take over orphaned runs.
+
+        A long-lived server adopts; a one-shot CLI process drives only the runs it submits.
+        """
+        if self._started:
+            return
+        self._started = True
+        self._adopt = adopt
+        self.executor.bind(self._on_update)
+        if adopt:
+            await self.adopt_orphans()
+        self._tasks.spawn(self._heartbeat(), "heartbeat")
+
+    async def adopt_orphans(self) -> list[str]:
+        now = time.time()
+        runs = await self.store.claim_runs(self.owner, now=now, stale_before=now - self.settings.takeover_after_s)
+        adopted = [r for r in runs if r.run_id not in self._workers]
+        for run in adopted:
+            tasks = await self.store.get_tasks(run.run_id)
+            spec = spec_from_dict(await self.store.get_spec(run.run_id) or {})
+            worker = self._spawn(run, spec, tasks, await self.store.last_seq(run.run_id))
+            active = [t for t in tasks if t.status.is_active]
+            if active:
+                log.info("run %s: re-attaching %d active task(s)", run.run_id, len(active))
+                await self.executor.recover(active)
+            worker.poke()
+        return [r.run_id for r in adopted]
+
+    async def close(self) -> None:
+        """Stop driving runs (they stay active in the store for another engine to take over)."""
+        await self._tasks.close()
+        self._workers.clear()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            await self.store.heartbeat(self.owner, time.time())
+            for run_id, worker in list(self._workers.items()):
+                rec = await self.store.get_run(run_id)
+                if rec is not None and rec.stop_requested and not worker.state.run.stop_requested:
+                    worker.inbox.put_nowait(_Stop(rec.message or "stopped by user"))
+            if self._adopt:
+                await self.adopt_orphans()
+
+    # -- API ---------------------------------------------------------------------------------
+
+    async def submit(self, spec: PipelineSpec, *, run_id: str | None = None, version: str = "") -> RunRecord:
+        """Persist a new run and start driving it. Submitting a known ``run_id`` again returns that run."""
+        if run_id:
+            existing = await self.store.get_run(run_id)
+            if existing is not None:
+                return self._same_job(existing, spec)
+        run_id = run_id or new_pipe_id(spec.name)
+        inst = instantiate(spec, pipe_id=run_id, root_path=str(self.root_path), data_path=str(self.data_path))
+        run = RunRecord(
+            run_id, job=spec.job, name=spec.name, version=version, executor=self.executor.name, owner=self.owner
+        )
+        tasks = [_task_record(run_id, t) for t in inst.tasks]
+        events = [Event(run_id, 1, run.submitted, "run", run.status.value, message=f"submitted {spec.job}")]
+        events += [
+            Event(run_id, 1 + i, run.submitted, "note", "NOTE", message=n)
+            for i, n in enumerate(self.executor.notes(list(inst.tasks)), start=1)
+        ]
+        if not await self.store.create_run(run, spec_to_dict(inst), tasks, events):
+            existing = await self.store.get_run(run_id)
+            assert existing is not None
+            return self._same_job(existing, spec)
+        self.hub.publish(events)
+        self._spawn(run, inst, tasks, len(events)).poke()
+        return run
+
+    @staticmethod
+    def _same_job(existing: RunRecord, spec: PipelineSpec) -> RunRecord:
+        if existing.job != spec.job:
+            raise Conflict(
+                f"run id {existing.run_id!r} is already used by job {existing.job!r}", run_id=existing.run_id
+            )
+        return existing
+
+    async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        worker = self._workers.get(run_id)
+        if worker is not None:
+            worker.inbox.put_nowait(_Stop(reason))
+        elif not run.status.is_terminal:  # driven by another process: it sees the flag on its next heartbeat
+            await self.store.commit(run.evolve(stop_requested=True, message=reason))
+        return run
+
+    async def wait(self, run_id: str, timeout_s: float | None = None) -> RunRecord:
+        done = self._done.get(run_id)
+        if done is not None:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        return run
+
+    def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event]:
+        return self.hub.watch(run_id, after_seq=after_seq, until=_is_run_end if run_id else None)
+
+    def capacity(self) -> int | None:
+        limit = self.settings.max_parallel_total
+        if limit is None:
+            return None
+        return max(limit - sum(w.state.active for w in self._workers.values()), 0)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _spawn(self, run: RunRecord, spec: PipelineSpec, tasks: list[TaskRecord], seq: int) -> RunWorker:
+        worker = RunWorker(self, DagState.from_records(spec, run, tasks), seq)
+        self._workers[run.run_id] = worker
+        self._done.setdefault(run.run_id, asyncio.Event())
+        self._tasks.spawn(worker.run(), f"run:{run.run_id}")
+        return worker
+
+    def _on_update(self, update: AttemptUpdate) -> None:
+        worker = self._workers.get(update.run_id)
+        if worker is not None:
+            worker.inbox.put_nowait(update)
+
+    def _finished(self, run_id: str) -> None:
+        self._workers.pop(run_id, None)
+        self._done.setdefault(run_id, asyncio.Event()).set()
+        if self.settings.max_parallel_total is not None:
+            for w in self._workers.values():
+                w.poke()
+
+
+class RunWorker:
+    def __init__(self, engine: Engine, state: DagState, seq: int) -> None:
+        self.engine = engine
+        self.state = state
+        self.seq = seq
+        self.inbox: asyncio.Queue[AttemptUpdate | _Stop | _Wake] = asyncio.Queue()
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run.run_id
+
+    def poke(self) -> None:
+        self.inbox.put_nowait(_Wake())
+
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:  # the engine is closing: the run stays active for a successor
+            self.engine._workers.pop(self.run_id, None)
+            raise
+        except Exception as e:  # keep the run's record honest even when the engine has a bug
+            log.exception("run %s: internal error", self.run_id)
+            await self._crash(e)
+        self.engine._finished(self.run_id)
+
+    async def _loop(self) -> None:
+        while True:
+            plan = self.state.decide(time.time(), self.engine.capacity())
+            await self._persist(plan)
+            await self._act(plan)
+            if self.state.run.status.is_terminal:
+                return
+            if not self.inbox.empty():
+                self._drain()
+                continue
+            timeout = None if plan.wake_at is None else max(plan.wake_at - time.time(), 0)
+            with contextlib.suppress(TimeoutError):
+                self._apply(await asyncio.wait_for(self.inbox.get(), timeout))
+            self._drain()
+
+    def _drain(self) -> None:
+        while not self.inbox.empty():
+            self._apply(self.inbox.get_nowait())
+
+    def _apply(self, item: AttemptUpdate | _Stop | _Wake) -> None:
+        if isinstance(item, AttemptUpdate):
+            self.state.update(item, time.time())
+        elif isinstance(item, _Stop):
+            self.state.request_stop(item.reason)
+
+    async def _persist(self, plan: Plan) -> None:
+        if not plan.changed and plan.run is None:
+            return
+        run_first = plan.run is not None and not plan.run.status.is_terminal
+        events = [self._run_event(plan.run)] if run_first and plan.run else []
+        events += [self._task_event(r) for r in plan.changed]
+        if plan.run is not None and not run_first:
+            events.append(self._run_event(plan.run))
+        latest = list({r.name: r for r in plan.changed}.values())
+        await asyncio.shield(self.engine.store.commit(plan.run, latest, events))
+        self.engine.hub.publish(events)
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _task_event(self, r: TaskRecord) -> Event:
+        data: dict[str, Any] = {"attempt": r.attempt}
+        if r.exit_code is not None:
+            data["exit_code"] = r.exit_code
+        if r.resource_id:
+            data["resource_id"] = r.resource_id
+        return Event(self.run_id, self._next(), time.time(), "task", r.status.value, r.name, r.message, data)
+
+    def _run_event(self, run: RunRecord) -> Event:
+        return Event(self.run_id, self._next(), time.time(), "run", run.status.value, message=run.message)
+
+    async def _act(self, plan: Plan) -> None:
+        for rec in plan.kills:
+            await self._kill(rec)
+        if plan.starts:
+            await asyncio.gather(*(self._start(rec) for rec in plan.starts))
+
+    async def _kill(self, rec: TaskRecord) -> None:
+        try:
+            await self.engine.executor.kill(rec)
+        except Exception:
+            log.exception("run %s: could not kill %s", self.run_id, rec.name)
+
+    async def _start(self, rec: TaskRecord) -> None:
+        try:
+            launch = self._launch(rec)
+            resource_id = await self.engine.executor.submit(launch)
+        except OdinError as e:
+            permanent = not isinstance(e, TemporaryError)
+            self.state.fail_start(rec.name, str(e), time.time(), permanent=permanent)
+            return
+        except Exception as e:
+            log.exception("run %s: submit of %s failed", self.run_id, rec.name)
+            self.state.fail_start(rec.name, f"submit failed: {e}", time.time(), permanent=False)
+            return
+        self.inbox.put_nowait(
+            AttemptUpdate(self.run_id, rec.name, rec.attempt, TaskStatus.PENDING, resource_id=resource_id)
+        )
+
+    def _launch(self, rec: TaskRecord) -> Launch:
+        spec = self.state.tasks[rec.name]
+        task = _replace_task(
+            spec,
+            args=tuple(resolve_references(list(spec.args), self._lookup)),
+            env=resolve_references(dict(spec.env), self._lookup),
+            inputs=tuple(resolve_references(list(spec.inputs), self._lookup)),
+        )
+        run_path = str(self.engine.data_path / self.run_id)
+        work_path = str(self.state.spec.path or self.engine.root_path / self.state.spec.job)
+        env = {
+            C.ENV_TASK_ID: task_id(self.run_id, rec.name),
+            C.ENV_TASK_NAME: rec.name,
+            C.ENV_PIPE_ID: self.run_id,
+            C.ENV_ATTEMPT: str(rec.attempt),
+            C.ENV_RUN_PATH: run_path,
+            C.ENV_TASK_PATH: f"{run_path}/{rec.name}",
+            C.ENV_WORK_PATH: work_path,
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in task.env.items()},
+        }
+        self.state.set_args(rec.name, task.args)
+        return Launch(self.run_id, task, rec.attempt, work_path=work_path, run_path=run_path, env=env)
+
+    def _lookup(self, name: str) -> dict[str, Any]:
+        rec = self.state.records[name]
+        return {**rec.to_record(), "id": rec.task_id, "task": rec.task_id}
+
+    async def _crash(self, error: Exception) -> None:
+        for rec in self.state.records.values():
+            if rec.status.is_active:
+                await self._kill(rec)
+        run = self.state.run.evolve(
+            status=RunStatus.TERMINATED, completed=time.time(), message=f"internal error: {error!r}"
+        )
+        self.state.run = run
+        events = [self._run_event(run)]
+        await asyncio.shield(self.engine.store.commit(run, (), events))
+        self.engine.hub.publish(events)
+
+
+def _task_record(run_id: str, t: TaskSpec) -> TaskRecord:
+    return TaskRecord(
+        run_id,
+        t.name,
+        image=t.image,
+        command=t.command,
+        args=t.args,
+        resource_type=t.resource_type,
+        outputs=dict(t.outputs),
+    )
+
+
+def _replace_task(spec: TaskSpec, **changes: Any) -> TaskSpec:
+    return dataclasses.replace(spec, **changes)
+
+
+def _is_run_end(ev: Event) -> bool:
+    return ev.kind == "run" and ev.status in (RunStatus.DONE.value, RunStatus.TERMINATED.value)

@@ -1,0 +1,103 @@
+"""The executor contract.
+
+The engine hands an executor one attempt at a time (``submit``); the executor reports what
+happens to it through the ``report`` callback as ``AttemptUpdate``s (PENDING with a reason,
+RUNNING, SUCCEEDED with outputs, FAILED with a message). Submitting the same attempt twice must
+not create two things: names are derived from the task id and the attempt number.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import AttemptUpdate, TaskRecord, TaskStatus
+from ..spec.model import TaskSpec
+
+ReportFn = Callable[[AttemptUpdate], None]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One attempt of a task, with references resolved and variables substituted."""
+
+    run_id: str
+    task: TaskSpec
+    attempt: int
+    work_path: str  # the job directory
+    run_path: str  # DATA_PATH/<run id>
+    env: dict[str, str] = field(default_factory=dict)  # ODIN_* and the task's env
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.run_id}--{self.task.name}"
+
+    @property
+    def task_path(self) -> str:
+        return f"{self.run_path}/{self.task.name}"
+
+
+class Executor(ABC):
+    name: str = "executor"
+
+    def __init__(self) -> None:
+        self._report: ReportFn | None = None
+
+    def bind(self, report: ReportFn) -> None:
+        """Called once by the engine before any submit."""
+        self._report = report
+
+    def report(self, update: AttemptUpdate) -> None:
+        if self._report is not None:
+            self._report(update)
+
+    def notes(self, tasks: list[TaskSpec]) -> list[str]:
+        """Things a user should know before a run starts here (images not pulled, GPUs missing)."""
+        return []
+
+    @abstractmethod
+    async def submit(self, launch: Launch) -> str:
+        """Start the attempt; return the resource id (pod name, pid). Raise OdinError to refuse it."""
+
+    @abstractmethod
+    async def kill(self, record: TaskRecord) -> None:
+        """Stop the attempt of ``record`` if it still runs; never raises for a missing resource."""
+
+    async def recover(self, records: list[TaskRecord]) -> None:
+        """After a restart: re-attach to active attempts, or report them FAILED if they are lost."""
+        for rec in records:
+            self.report(
+                AttemptUpdate(
+                    rec.run_id,
+                    rec.name,
+                    rec.attempt,
+                    status=TaskStatus.FAILED,
+                    message=f"lost: the {self.name} executor cannot re-attach to {rec.resource_id or 'it'} "
+                    "after a restart",
+                )
+            )
+
+    @abstractmethod
+    def logs(
+        self,
+        record: TaskRecord,
+        *,
+        follow: bool = False,
+        lines: int | None = None,
+        container: str | None = None,
+        until: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncIterator[str]:
+        """The task's log lines (every attempt, every pod); ``follow`` waits for more until ``until()`` is true."""
+
+    async def events(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
+        """Executor-level events ({type, reason, source, message, timestamp}) of a run or task."""
+        return []
+
+    @abstractmethod
+    async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
+        """Remove every resource of the run; return, per task name, whether something was removed."""
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,118 @@
+"""Settings, grouped and built once at start-up (``Settings.from_env``), then passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import constants as C
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_parallel_total: int | None = None
+    """Tasks active at once across all runs of this engine (None: unbounded)."""
+    heartbeat_s: float = 2.0
+    """How often the engine proves it still drives its runs, and looks for stop requests from other processes."""
+    takeover_after_s: float = 10.0
+    """A run whose owner sent no heartbeat for this long is taken over by another engine."""
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    kill_grace_s: float = 5.0
+    """SIGTERM, then SIGKILL after this long."""
+    gpu_policy: str = "warn"
+    """What to do when a task asks for more GPUs than this machine has: "warn" (run on CPU) or "fail"."""
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """How the Kubernetes executor reaches and uses a cluster (see docs/kubernetes.md)."""
+
+    kubeconfig: str = ""
+    """Path of a kubeconfig file; "" means in-cluster config, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    context: str = ""
+    """Kubeconfig context to use ("" for the current one)."""
+    namespace: str = "default"
+    """Where every object of every run is created."""
+    qps: float = 50.0
+    """Client-side rate limit (requests per second, token bucket) shared by every request."""
+    burst: int = 100
+    """Requests allowed at once above ``qps`` (the bucket size)."""
+    request_timeout_s: float = 30.0
+    """Timeout of one non-watch API request."""
+    watch_timeout_s: int = 300
+    """Server-side timeout of one watch request; the watch then resumes from its last resourceVersion."""
+    max_retries: int = 5
+    """Retries of one request after 429 (honouring Retry-After), 5xx or a connection error."""
+    pending_timeout_s: float = 600.0
+    """An attempt that has not started running after this long fails with the reason it waits for."""
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secret names added to every pod's ``imagePullSecrets``."""
+    ttl_after_finished_s: float | None = None
+    """Delete the objects of a finished attempt after this long (None: keep them until the run is cleaned up)."""
+    capture_logs: bool = True
+    """Copy a pod's logs under the run's data dir when its attempt ends, so they outlive the pod."""
+    delete_propagation: str = "Background"
+    """propagationPolicy of deletes: "Background" (return at once) or "Foreground" (dependents first)."""
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations put on every task pod (a testing aid: kwok reads ``odin.ml/simulate-*``)."""
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    """Labels put on every task pod, next to Odin's own."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(C.DEFAULT_HOME).expanduser())
+    """``$ODIN_HOME``: the embedded store and the run data live here."""
+    store_url: str = ""
+    """Job store URL; default: SQLite at ``<home>/odin.db``."""
+    data_path: str = ""
+    """DATA_PATH: where runs write their data; default ``<home>/data``."""
+    executor: str = "local"
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+
+    @property
+    def store(self) -> str:
+        return self.store_url or f"sqlite:///{self.home / 'odin.db'}"
+
+    @property
+    def data(self) -> Path:
+        return Path(self.data_path).expanduser() if self.data_path else self.home / "data"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get(C.ENV_HOME) or C.DEFAULT_HOME).expanduser()
+        values: dict[str, object] = {
+            "home": home,
+            "store_url": env.get("ODIN_STORE", ""),
+            "data_path": env.get("ODIN_DATA", ""),
+            "executor": env.get("ODIN_EXECUTOR", "local"),
+            "kubernetes": kubernetes_from_env(env),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def kubernetes_from_env(env: Mapping[str, str]) -> KubernetesSettings:
+    """``ODIN_KUBECONFIG``, ``ODIN_NAMESPACE`` and ``ODIN_K8S_*`` (unset ones keep their defaults)."""
+    d = KubernetesSettings()
+    ttl = env.get("ODIN_K8S_TTL_AFTER_FINISHED_S", "")
+    secrets = env.get("ODIN_K8S_IMAGE_PULL_SECRETS", "")
+    return KubernetesSettings(
+        kubeconfig=env.get("ODIN_KUBECONFIG", d.kubeconfig),
+        context=env.get("ODIN_K8S_CONTEXT", d.context),
+        namespace=env.get("ODIN_NAMESPACE", d.namespace),
+        qps=float(env.get("ODIN_K8S_QPS", d.qps)),
+        burst=int(env.get("ODIN_K8S_BURST", d.burst)),
+        pending_timeout_s=float(env.get("ODIN_K8S_PENDING_TIMEOUT_S", d.pending_timeout_s)),
+        image_pull_secrets=tuple(s.strip() for s in secrets.split(",") if s.strip()),
+        ttl_after_finished_s=float(ttl) if ttl else None,
+        capture_logs=env.get("ODIN_K8S_CAPTURE_LOGS", "1").lower() not in ("0", "false", "no"),
+    )

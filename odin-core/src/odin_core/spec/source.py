@@ -1,0 +1,136 @@
+"""Read ``main.yml`` into plain data plus the position of every node, so problems can point at the text.
+
+PyYAML's ``compose`` keeps marks on nodes but loses them on construction; this module walks the node tree
+itself (anchors, aliases and ``<<:`` merge keys included) and records, per field path, the line and column of
+each value and of each mapping key, and the raw text of each scalar (so ``args: [0.0010]`` stays ``"0.0010"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import Problem
+
+FieldPath = tuple[str | int, ...]
+Mark = tuple[int, int]  # 1-based line, column
+
+
+def format_path(path: FieldPath) -> str:
+    """``("tasks", 2, "num_gpus")`` -> ``tasks[2].num_gpus`` (how problems name a field)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass
+class Source:
+    """A parsed pipeline file: its data and where each part of it was written."""
+
+    file: str
+    data: Any = None
+    marks: dict[FieldPath, Mark] = field(default_factory=dict)
+    key_marks: dict[FieldPath, Mark] = field(default_factory=dict)
+    raw: dict[FieldPath, str] = field(default_factory=dict)
+
+    def mark(self, path: FieldPath, *, key: bool = False) -> Mark:
+        """Position of a value (or its key), falling back to the closest enclosing node that has one."""
+        table = self.key_marks if key else self.marks
+        if path in table:
+            return table[path]
+        while path:
+            path = path[:-1]
+            if path in self.marks:
+                return self.marks[path]
+        return (1, 1)
+
+    def problem(self, path: FieldPath, message: str, hint: str = "", *, key: bool = False) -> Problem:
+        line, column = self.mark(path, key=key)
+        return Problem(self.file, line, column, format_path(path), message, hint)
+
+
+def read_source(job_dir: Path, file: str) -> Source | list[Problem]:
+    """Parse ``job_dir/file``; on a missing file or a YAML error, the single problem that stops loading."""
+    target = job_dir / file
+    if not job_dir.is_dir():
+        return [Problem(file, 0, 0, "", f"pipeline directory {str(job_dir)!r} does not exist or is not a directory")]
+    if not target.is_file():
+        hint = f"a pipeline directory holds its definition in {file}"
+        return [Problem(file, 0, 0, "", f"no {file} in pipeline directory {str(job_dir)!r}", hint)]
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return [Problem(file, 0, 0, "", f"cannot read {file}: {e}")]
+    return parse_source(text, file)
+
+
+def parse_source(text: str, file: str) -> Source | list[Problem]:
+    """Parse YAML text (safe loader only) into a :class:`Source`."""
+    loader = yaml.SafeLoader(text)
+    source = Source(file)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            source.data = _Walker(loader, source).value(node, ())
+    except yaml.MarkedYAMLError as e:
+        return [_yaml_problem(e, file)]
+    except yaml.YAMLError as e:
+        return [Problem(file, 1, 1, "", f"invalid YAML: {e}")]
+    except _Recursive as e:
+        return [source.problem(e.path, "a YAML alias refers to a node that contains it")]
+    finally:
+        loader.dispose()
+    return source
+
+
+def _yaml_problem(e: yaml.MarkedYAMLError, file: str) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = " ".join(str(m) for m in (e.context, e.problem) if m) or "invalid YAML"
+    return Problem(file, line, column, "", f"invalid YAML: {message}", "check indentation, quotes and colons")
+
+
+class _Recursive(Exception):
+    def __init__(self, path: FieldPath) -> None:
+        self.path = path
+
+
+class _Walker:
+    """Builds plain data from nodes while filling the source's position tables."""
+
+    def __init__(self, loader: yaml.SafeLoader, source: Source) -> None:
+        self.loader = loader
+        self.source = source
+        self.active: set[int] = set()  # nodes on the current path, to catch recursive aliases
+
+    def value(self, node: yaml.Node, path: FieldPath) -> Any:
+        self.source.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            self.source.raw[path] = node.value
+            return self.loader.construct_object(node)
+        if id(node) in self.active:
+            raise _Recursive(path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)  # resolves "<<:" merge keys in place
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.loader.construct_object(key_node)
+            if isinstance(key, (list, dict)):
+                key = str(key)
+            child = (*path, key)
+            self.source.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.value(value_node, child)
+        return out

@@ -1,0 +1,190 @@
+"""The engine against the real local executor and the real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from odin_core.engine import Engine
+from odin_core.errors import Conflict
+from odin_core.executors.local import LocalExecutor, log_path
+from odin_core.model import RunStatus, TaskStatus
+from odin_core.settings import EngineSettings
+from odin_core.spec.model import PipelineSpec, RetryPolicy, TaskSpec
+from odin_core.store.sqlite import SqliteStore
+
+PY = sys.executable
+
+
+def task(name: str, code: str, **kw: object) -> TaskSpec:
+    return TaskSpec(name, "python:3.12-slim", (PY, "-c", code), **kw)  # type: ignore[arg-type]
+
+
+def pipeline(*tasks: TaskSpec, **kw: object) -> PipelineSpec:
+    return PipelineSpec("p", tuple(tasks), job="p", **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path):
+    made: list[tuple[Engine, SqliteStore, LocalExecutor]] = []
+
+    async def make(**settings: object) -> Engine:
+        store = SqliteStore(tmp_path / "odin.db")
+        await store.open()
+        executor = LocalExecutor(tmp_path / "data")
+        engine = Engine(
+            store,
+            executor,
+            root_path=tmp_path,
+            data_path=tmp_path / "data",
+            settings=EngineSettings(**settings),  # type: ignore[arg-type]
+        )
+        made.append((engine, store, executor))
+        return engine
+
+    yield make
+    for engine, store, executor in made:
+        await engine.close()
+        await executor.close()
+        await store.close()
+
+
+async def run_to_end(engine: Engine, spec: PipelineSpec, **kw: object):
+    await engine.start(adopt=False)
+    run = await engine.submit(spec, **kw)  # type: ignore[arg-type]
+    final = await asyncio.wait_for(engine.wait(run.run_id), 60)
+    return final, {t.name: t for t in await engine.store.get_tasks(run.run_id)}
+
+
+async def test_outputs_flow_through_references(make_engine):
+    engine = await make_engine()
+    spec = pipeline(
+        task("a", "import json,os; json.dump({'n': 41, 'path': '/x'}, open(os.environ['ODIN_OUTPUTS'], 'w'))"),
+        task(
+            "b",
+            "import sys; print(int(sys.argv[1]) + 1, sys.argv[2])",
+            args=("^a.outputs.n", "at {^a.outputs.path}"),
+            depends=("a",),
+        ),
+    )
+    final, tasks = await run_to_end(engine, spec)
+    assert final.status is RunStatus.DONE, final.message
+    assert tasks["a"].outputs == {"n": 41, "path": "/x"}
+    assert tasks["b"].args == (41, "at /x")
+    log = log_path(engine.data_path / final.run_id, "b").read_text()
+    assert log == "42 at /x\n"
+
+
+async def test_events_are_numbered_without_gaps_and_replayable(make_engine):
+    engine = await make_engine()
+    final, _ = await run_to_end(engine, pipeline(task("a", "pass"), task("b", "pass", depends=("a",))))
+    events = await engine.store.events(final.run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    watched = [e async for e in engine.watch(final.run_id, after_seq=2)]
+    assert [e.seq for e in watched] == [e.seq for e in events[2:]]
+    assert (watched[-1].kind, watched[-1].status) == ("run", "DONE")
+
+
+async def test_failure_stops_siblings_and_names_the_cause(make_engine):
+    engine = await make_engine()
+    spec = pipeline(
+        task("bad", "import sys; print('disk full'); sys.exit(3)"),
+        task("slow", "import time; time.sleep(30)"),
+        task("after", "pass", depends=("bad",)),
+    )
+    t0 = time.monotonic()
+    final, tasks = await run_to_end(engine, spec)
+    assert time.monotonic() - t0 < 20
+    assert final.status is RunStatus.TERMINATED
+    assert final.message == "task 'bad' failed: exit code 3: disk full"
+    assert tasks["slow"].status is TaskStatus.CANCELLED
+    assert tasks["after"].status is TaskStatus.SKIPPED
+
+
+async def test_retry_then_success_and_timeout_kills_the_process(make_engine):
+    engine = await make_engine()
+    spec = pipeline(
+        task(
+            "flaky",
+            "import os,sys; sys.exit(0 if os.environ['ODIN_ATTEMPT'] == '2' else 1)",
+            retries=RetryPolicy(limit=2, backoff_s=0.05),
+        ),
+        task("hang", "import time; time.sleep(60)", timeout_s=0.5),
+        on_failure="continue",
+    )
+    final, tasks = await run_to_end(engine, spec)
+    assert (tasks["flaky"].status, tasks["flaky"].attempt) == (TaskStatus.SUCCEEDED, 2)
+    assert (tasks["hang"].status, tasks["hang"].message) == (TaskStatus.FAILED, "timed out after 0.5s")
+    assert final.status is RunStatus.TERMINATED
+
+
+async def test_submit_with_the_same_run_id_is_idempotent(make_engine):
+    engine = await make_engine()
+    spec = pipeline(task("a", "pass"))
+    await engine.start(adopt=False)
+    first = await engine.submit(spec, run_id="fixed-1")
+    again = await engine.submit(spec, run_id="fixed-1")
+    assert again.run_id == first.run_id == "fixed-1"
+    await engine.wait("fixed-1")
+    assert len(await engine.store.list_runs()) == 1
+    with pytest.raises(Conflict):
+        await engine.submit(PipelineSpec("q", spec.tasks, job="other"), run_id="fixed-1")
+
+
+async def test_parallelism_is_bounded_per_run_and_overall(make_engine):
+    engine = await make_engine(max_parallel_total=3)
+    sleepy = "import time; time.sleep(0.3)"
+    await engine.start(adopt=False)
+    runs = [await engine.submit(pipeline(*(task(f"t{i}", sleepy) for i in range(4)), max_parallel=2)) for _ in range(3)]
+    peak_run, peak_all = 0, 0
+    while True:
+        counts = [sum(t.status.is_active for t in await engine.store.get_tasks(r.run_id)) for r in runs]
+        peak_run, peak_all = max(peak_run, *counts), max(peak_all, sum(counts))
+        finals = [await engine.store.get_run(r.run_id) for r in runs]
+        if all(f is not None and f.status.is_terminal for f in finals):
+            break
+        await asyncio.sleep(0.02)
+    assert peak_run == 2 and peak_all == 3
+
+
+async def test_stop_from_another_engine_process_is_noticed(make_engine):
+    driver = await make_engine(heartbeat_s=0.2)
+    other = await make_engine()
+    await driver.start(adopt=False)
+    run = await driver.submit(pipeline(task("long", "import time; time.sleep(60)")))
+    await asyncio.sleep(0.3)
+    await other.stop(run.run_id, "stopped elsewhere")
+    final = await asyncio.wait_for(driver.wait(run.run_id), 10)
+    assert (final.status, final.message) == (RunStatus.TERMINATED, "stopped elsewhere")
+
+
+async def test_a_new_engine_takes_over_an_orphaned_run(make_engine):
+    """The first engine goes away mid-run; the second rebuilds the run from the store and finishes it."""
+    first = await make_engine()
+    spec = pipeline(
+        task("a", "pass"),
+        task(
+            "b",
+            "import os,time; time.sleep(60 if os.environ['ODIN_ATTEMPT'] == '1' else 0)",
+            depends=("a",),
+            retries=RetryPolicy(limit=1, backoff_s=0.0),
+        ),
+        task("c", "pass", depends=("b",)),
+    )
+    await first.start(adopt=False)
+    run = await first.submit(spec)
+    while (await first.store.get_tasks(run.run_id))[1].status is not TaskStatus.RUNNING:
+        await asyncio.sleep(0.05)
+    await first.close()  # the engine is gone; its process for b would be orphaned
+    second = await make_engine(takeover_after_s=0.0, heartbeat_s=0.2)
+    await second.start(adopt=True)
+    final = await asyncio.wait_for(second.wait(run.run_id), 30)
+    tasks = {t.name: t for t in await second.store.get_tasks(run.run_id)}
+    assert final.status is RunStatus.DONE, final.message
+    assert tasks["b"].attempt == 2 and tasks["c"].status is TaskStatus.SUCCEEDED
+    events = await second.store.events(run.run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert any("lost" in e.message for e in events if e.task == "b")
