@@ -46,6 +46,11 @@ class TaskStatus(StrEnum):
 _TERMINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
 
 
+def _shallow(record: Any) -> dict[str, Any]:
+    """A record's fields as a dict (records hold only JSON values; asdict's deep copy is slow on hot paths)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
 def now() -> float:
     return time.time()
 
@@ -78,7 +83,7 @@ class TaskRecord:
         return dataclasses.replace(self, **changes)
 
     def to_record(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = _shallow(self)
         d["status"] = self.status.value
         d["command"] = list(self.command)
         d["args"] = list(self.args)
@@ -115,7 +120,7 @@ class RunRecord:
         return dataclasses.replace(self, **changes)
 
     def to_record(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = _shallow(self)
         d["status"] = self.status.value
         return d
 
@@ -143,7 +148,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _shallow(self)
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> Event:
