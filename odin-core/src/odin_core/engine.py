@@ -225,6 +225,7 @@ class RunWorker:
         except Exception as e:  # keep the run's record honest even when the engine has a bug
             log.exception("run %s: internal error", self.run_id)
             await self._crash(e)
+        await self._tell_executor()
         self.engine._finished(self.run_id)
 
     async def _loop(self) -> None:
@@ -333,6 +334,12 @@ class RunWorker:
     def _lookup(self, name: str) -> dict[str, Any]:
         rec = self.state.records[name]
         return {**rec.to_record(), "id": rec.task_id, "task": rec.task_id}
+
+    async def _tell_executor(self) -> None:
+        try:
+            await self.engine.executor.run_finished(self.run_id, list(self.state.records.values()))
+        except Exception:
+            log.exception("run %s: executor failed to handle the end of the run", self.run_id)
 
     async def _crash(self, error: Exception) -> None:
         for rec in self.state.records.values():

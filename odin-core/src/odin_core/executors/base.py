@@ -99,5 +99,9 @@ class Executor(ABC):
     async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
         """Remove every resource of the run; return, per task name, whether something was removed."""
 
+    async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
+        """Called once when a run ends (DONE or TERMINATED): start time-to-live clocks, release what waits for it."""
+        return None
+
     async def close(self) -> None:
         return None

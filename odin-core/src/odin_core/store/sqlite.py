@@ -6,8 +6,10 @@ while one engine writes (WAL), which is how ``odin status`` watches a run starte
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ class SqliteStore(JobStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self._db: aiosqlite.Connection | None = None
+        self._write = asyncio.Lock()  # one connection: write transactions must not interleave
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -59,48 +62,58 @@ class SqliteStore(JobStore):
             await self._db.close()
             self._db = None
 
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[None]:
+        """One write transaction at a time; rolled back when anything in it fails."""
+        async with self._write:
+            try:
+                yield
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+
     async def create_run(
         self, run: RunRecord, spec: dict[str, Any], tasks: Sequence[TaskRecord], events: Sequence[Event]
     ) -> bool:
-        cur = await self.db.execute(
-            "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
-            (
-                run.run_id,
-                run.job,
-                run.status.value,
-                run.submitted,
-                _dump(run.to_record()),
-                run.owner,
-                run.submitted,
-                _dump(spec),
-            ),
-        )
-        if cur.rowcount == 0:
-            await self.db.rollback()
-            return False
-        await self.db.executemany(
-            "INSERT INTO tasks VALUES (?,?,?,?)",
-            [(t.run_id, t.name, i, _dump(t.to_record())) for i, t in enumerate(tasks)],
-        )
-        await self._write_events(events)
-        await self.db.commit()
-        return True
+        async with self._tx():
+            cur = await self.db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    run.run_id,
+                    run.job,
+                    run.status.value,
+                    run.submitted,
+                    _dump(run.to_record()),
+                    run.owner,
+                    run.submitted,
+                    _dump(spec),
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            await self.db.executemany(
+                "INSERT INTO tasks VALUES (?,?,?,?)",
+                [(t.run_id, t.name, i, _dump(t.to_record())) for i, t in enumerate(tasks)],
+            )
+            await self._write_events(events)
+            return True
 
     async def commit(
         self, run: RunRecord | None, tasks: Sequence[TaskRecord] = (), events: Sequence[Event] = ()
     ) -> None:
-        if run is not None:
-            await self.db.execute(
-                "UPDATE runs SET status=?, data=? WHERE run_id=?",
-                (run.status.value, _dump(run.to_record()), run.run_id),
-            )
-        if tasks:
-            await self.db.executemany(
-                "UPDATE tasks SET data=? WHERE run_id=? AND name=?",
-                [(_dump(t.to_record()), t.run_id, t.name) for t in tasks],
-            )
-        await self._write_events(events)
-        await self.db.commit()
+        async with self._tx():
+            if run is not None:
+                await self.db.execute(
+                    "UPDATE runs SET status=?, data=? WHERE run_id=?",
+                    (run.status.value, _dump(run.to_record()), run.run_id),
+                )
+            if tasks:
+                await self.db.executemany(
+                    "UPDATE tasks SET data=? WHERE run_id=? AND name=?",
+                    [(_dump(t.to_record()), t.run_id, t.name) for t in tasks],
+                )
+            await self._write_events(events)
 
     async def _write_events(self, events: Sequence[Event]) -> None:
         if events:
@@ -149,25 +162,25 @@ class SqliteStore(JobStore):
         return int(row[0] or 0) if row else 0
 
     async def claim_runs(self, owner: str, *, now: float, stale_before: float) -> list[RunRecord]:
-        marks = ",".join("?" * len(_ACTIVE))
-        await self.db.execute(
-            f"UPDATE runs SET owner=?, heartbeat=? WHERE status IN ({marks}) AND heartbeat<? AND owner<>?",
-            (owner, now, *_ACTIVE, stale_before, owner),
-        )
-        await self.db.commit()
-        async with self.db.execute(
-            f"SELECT data FROM runs WHERE owner=? AND status IN ({marks}) ORDER BY submitted", (owner, *_ACTIVE)
-        ) as cur:
-            rows = await cur.fetchall()
-        return [RunRecord.from_record({**json.loads(r[0]), "owner": owner}) for r in rows]
+        async with self._tx():
+            marks = ",".join("?" * len(_ACTIVE))
+            await self.db.execute(
+                f"UPDATE runs SET owner=?, heartbeat=? WHERE status IN ({marks}) AND heartbeat<? AND owner<>?",
+                (owner, now, *_ACTIVE, stale_before, owner),
+            )
+            async with self.db.execute(
+                f"SELECT data FROM runs WHERE owner=? AND status IN ({marks}) ORDER BY submitted", (owner, *_ACTIVE)
+            ) as cur:
+                rows = await cur.fetchall()
+            return [RunRecord.from_record({**json.loads(r[0]), "owner": owner}) for r in rows]
 
     async def heartbeat(self, owner: str, now: float) -> None:
-        await self.db.execute("UPDATE runs SET heartbeat=? WHERE owner=?", (now, owner))
-        await self.db.commit()
+        async with self._tx():
+            await self.db.execute("UPDATE runs SET heartbeat=? WHERE owner=?", (now, owner))
 
     async def delete_run(self, run_id: str) -> bool:
-        cur = await self.db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
-        await self.db.execute("DELETE FROM tasks WHERE run_id=?", (run_id,))
-        await self.db.execute("DELETE FROM events WHERE run_id=?", (run_id,))
-        await self.db.commit()
-        return cur.rowcount > 0
+        async with self._tx():
+            cur = await self.db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+            await self.db.execute("DELETE FROM tasks WHERE run_id=?", (run_id,))
+            await self.db.execute("DELETE FROM events WHERE run_id=?", (run_id,))
+            return cur.rowcount > 0

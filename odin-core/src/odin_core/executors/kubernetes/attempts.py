@@ -1,0 +1,103 @@
+"""The attempts this executor follows, indexed by key, by object and by pod labels."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from ... import constants as C
+from .handlers import KindHandler
+from .status import Observation
+
+Key = tuple[str, str, int]  # run id, task name, attempt
+Obj = dict[str, Any]
+
+
+@dataclass
+class Attempt:
+    key: Key
+    handler: KindHandler
+    name: str
+    labels: dict[str, str]  # identity labels (run, task, attempt)
+    run_path: str
+    obj: Obj | None = None  # the main object, as last seen
+    pods: dict[str, Obj] = field(default_factory=dict)
+    last: Observation | None = None
+    running_seen: bool = False
+    done: bool = False
+    captured: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.key[0]
+
+    @property
+    def task(self) -> str:
+        return self.key[1]
+
+    @property
+    def number(self) -> int:
+        return self.key[2]
+
+    def pod_list(self) -> list[Obj]:
+        return sorted(self.pods.values(), key=lambda p: p["metadata"]["name"])
+
+    def pod_names(self) -> list[str]:
+        return sorted(self.pods)
+
+    def all_pods_finished(self) -> bool:
+        phases = [(p.get("status") or {}).get("phase") for p in self.pods.values()]
+        return all(ph in ("Succeeded", "Failed") for ph in phases)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:
+    try:
+        return labels[C.LABEL_RUN], labels[C.LABEL_TASK], labels[C.LABEL_ATTEMPT]
+    except KeyError:
+        return None
+
+
+class AttemptIndex:
+    def __init__(self) -> None:
+        self.by_key: dict[Key, Attempt] = {}
+        self._by_object: dict[tuple[str, str], Attempt] = {}
+        self._by_labels: dict[tuple[str, str, str], Attempt] = {}
+
+    def add(self, attempt: Attempt) -> None:
+        self.by_key[attempt.key] = attempt
+        self._by_object[(attempt.handler.resource.plural, attempt.name)] = attempt
+        lk = label_key(attempt.labels)
+        assert lk is not None
+        self._by_labels[lk] = attempt
+
+    def remove(self, attempt: Attempt) -> None:
+        attempt.cancel_timer()
+        self.by_key.pop(attempt.key, None)
+        self._by_object.pop((attempt.handler.resource.plural, attempt.name), None)
+        lk = label_key(attempt.labels)
+        if lk is not None and self._by_labels.get(lk) is attempt:
+            del self._by_labels[lk]
+
+    def get(self, key: Key) -> Attempt | None:
+        return self.by_key.get(key)
+
+    def for_object(self, plural: str, name: str) -> Attempt | None:
+        return self._by_object.get((plural, name))
+
+    def for_labels(self, labels: dict[str, str]) -> Attempt | None:
+        lk = label_key(labels)
+        return None if lk is None else self._by_labels.get(lk)
+
+    def of_run(self, run_id: str) -> list[Attempt]:
+        return [a for a in self.by_key.values() if a.run_id == run_id]
+
+    def latest(self, run_id: str, task: str) -> Attempt | None:
+        found = [a for a in self.by_key.values() if a.run_id == run_id and a.task == task]
+        return max(found, key=lambda a: a.number) if found else None

@@ -1,0 +1,148 @@
+"""Pod logs: snapshots, followed streams (threads feeding the loop) and captures to the run's data dir.
+
+A task's log file (``<data>/<run>/.odin/logs/<task>.log``, as for the local executor) receives every
+attempt's pod logs when the attempt ends, before its objects go, so logs outlive the pods. Lines of
+tasks with several pods (training replicas) are prefixed with ``[<pod>]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from ..local import log_path
+from .client import ApiError, KubeClient
+from .resources import PODS
+
+Obj = dict[str, Any]
+_END = object()
+FOLLOW_CHECK_S = 0.5
+
+
+def prefix(pod: str, text: str, many: bool) -> list[str]:
+    lines = text.splitlines()
+    return [f"[{pod}] {ln}" for ln in lines] if many else lines
+
+
+async def pod_log(client: KubeClient, namespace: str, pod: str, *, container: str | None, tail: int | None) -> str:
+    query = {"container": container, "tailLines": tail}
+    try:
+        raw = await client.request("get", PODS.path(namespace, pod, "log"), query=query, raw=True)
+    except ApiError as e:
+        return f"(no log for {pod}: {e.message})\n"
+    return raw.decode(errors="replace")
+
+
+async def snapshot(
+    client: KubeClient, namespace: str, pods: list[str], *, container: str | None, tail: int | None
+) -> list[str]:
+    texts = await asyncio.gather(*(pod_log(client, namespace, p, container=container, tail=tail) for p in pods))
+    lines: list[str] = []
+    for pod, text in zip(pods, texts, strict=True):
+        lines += prefix(pod, text, len(pods) > 1)
+    return lines[-tail:] if tail else lines
+
+
+async def capture(
+    client: KubeClient, namespace: str, run_path: str, task: str, attempt: int, pods: list[str], container: str
+) -> None:
+    """Append the attempt's pod logs to the task's log file (every attempt under a header after the first)."""
+    lines = await snapshot(client, namespace, sorted(pods), container=container, tail=None) if pods else []
+    path = log_path(run_path, task)
+    header = [f"----- attempt {attempt} -----"] if attempt > 1 else []
+    text = "".join(f"{ln}\n" for ln in [*header, *lines])
+    await asyncio.to_thread(_append, path, text)
+
+
+def _append(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def read_file(path: Path, tail: int | None) -> list[str]:
+    if not path.exists():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    return lines[-tail:] if tail else lines
+
+
+class Follower:
+    """Follows several pods' logs at once; each stream is a thread reading a ``follow=true`` response."""
+
+    def __init__(self, client: KubeClient, namespace: str, container: str | None, tail: int | None) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.container = container
+        self.tail = tail
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.followed: set[str] = set()
+        self.open = 0
+        self._loop = asyncio.get_running_loop()
+        self._responses: list[urllib3.HTTPResponse] = []
+        self._stop = threading.Event()
+
+    def add(self, pod: str, many: bool) -> None:
+        if pod in self.followed:
+            return
+        self.followed.add(pod)
+        self.open += 1
+        threading.Thread(target=self._read, args=(pod, many), name=f"odin-log-{pod}", daemon=True).start()
+
+    def _read(self, pod: str, many: bool) -> None:
+        query = {"follow": "true", "container": self.container, "tailLines": self.tail}
+        try:
+            resp = self.client.stream_sync("get", PODS.path(self.namespace, pod, "log"), query, None)
+            self._responses.append(resp)
+            buf = b""
+            for chunk in resp.stream(8192):
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                for line in done:
+                    self._put(prefix(pod, line.decode(errors="replace"), many) or [""])
+            if buf:
+                self._put(prefix(pod, buf.decode(errors="replace"), many))
+        except Exception as e:  # a pod without logs yet, or a stream closed by close()
+            if not self._stop.is_set():
+                self._put([f"[{pod}] (log stream ended: {e})"])
+        finally:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, _END)
+
+    def _put(self, lines: list[str]) -> None:
+        if not self._stop.is_set():
+            for line in lines:
+                self._loop.call_soon_threadsafe(self.queue.put_nowait, line)
+
+    def close(self) -> None:
+        self._stop.set()
+        for resp in self._responses:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    async def lines(
+        self, pods: Callable[[], list[str]], finished: Callable[[], bool], until: Callable[[], Awaitable[bool]] | None
+    ) -> AsyncIterator[str]:
+        """Lines as they come, from every pod ``pods()`` names, until the task ended and ``until()`` agrees."""
+        try:
+            while True:
+                current = pods()
+                for pod in current:
+                    self.add(pod, len(current) > 1)
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), FOLLOW_CHECK_S)
+                except TimeoutError:
+                    if finished() and (until is None or await until()):
+                        return
+                    continue
+                if item is _END:
+                    self.open -= 1
+                elif isinstance(item, str):
+                    yield item
+        finally:
+            self.close()
