@@ -1,0 +1,237 @@
+"""Pure parts of the Kubernetes executor: names, manifests, status readings, rate limiting, settings.
+
+No control plane needed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from odin_core.executors.base import Launch
+from odin_core.executors.kubernetes import names
+from odin_core.executors.kubernetes.client import ApiError, TokenBucket, _retry_delay
+from odin_core.executors.kubernetes.handlers import handler_for
+from odin_core.executors.kubernetes.informer import Gone, Informer
+from odin_core.executors.kubernetes.podspec import PodOptions, pod_spec
+from odin_core.executors.kubernetes.status import parse_outputs, pod_observation
+from odin_core.model import TaskStatus
+from odin_core.settings import Settings
+from odin_core.spec.model import (
+    ConfigMapMount,
+    EphemVolume,
+    Mount,
+    Resources,
+    SecretMount,
+    SecurityContext,
+    TaskSpec,
+)
+
+OPTS = PodOptions({"odin.ml/run": "r"}, {"a": "b"}, ("regcred",), "main")
+
+
+def launch(**kw) -> Launch:
+    spec = TaskSpec("train", "img:1", ("python", "train.py"), args=("--n", 3, {"k": 1}), **kw)
+    return Launch("run-1", spec, 2, work_path="/w", run_path="/d/run-1", env={"ODIN_TASK_ID": "run-1--train"})
+
+
+@given(st.text(min_size=1, max_size=200), st.integers(min_value=1, max_value=999))
+def test_object_names_are_always_dns_labels(task_id: str, attempt: int):
+    name = names.object_name(task_id, attempt)
+    assert names.is_dns_label(name) and name.endswith(f"-{attempt}")
+
+
+@given(st.text(min_size=0, max_size=200))
+def test_label_values_are_always_valid(text: str):
+    value = names.label_value(text)
+    assert len(value) <= 63 and names._LABEL_VALUE.match(value)
+
+
+def test_distinct_long_ids_keep_distinct_names():
+    a, b = "x" * 80 + "a", "x" * 80 + "b"
+    assert names.object_name(a, 1) != names.object_name(b, 1)
+    assert names.object_name("flow-ab12--train", 3) == "flow-ab12--train-3"  # valid ids stay readable
+
+
+def test_pod_spec_maps_every_task_field():
+    spec = pod_spec(
+        launch(
+            mounts=(Mount("data", "/data", claim="pvc-1"), Mount("shm", "/dev/shm")),
+            ephem_volumes=(EphemVolume("shm", "", medium="Memory", size_limit="1Gi"),),
+            secrets=(SecretMount("creds", "/etc/creds", sub_path="token", mode=256),),
+            config_maps=(ConfigMapMount("cfg", "/etc/cfg"),),
+            cpu=Resources(requests="500m", limits="2"),
+            memory=Resources(requests="1Gi"),
+            num_gpus=2,
+            security_context=SecurityContext(run_as_user=1000, fs_group=2000),
+            pull_policy="Always",
+            node_selector={"gpu": "a100"},
+        ),
+        OPTS,
+    )
+    c = spec["containers"][0]
+    assert spec["restartPolicy"] == "Never"
+    assert c["command"] == ["python", "train.py"] and c["args"] == ["--n", "3", '{"k": 1}']
+    assert c["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "nvidia.com/gpu": "2"},
+    }
+    assert {"name": "ODIN_OUTPUTS", "value": "/dev/termination-log"} in c["env"]
+    assert {"name": "ODIN_TASK_ID", "value": "run-1--train"} in c["env"]
+    assert c["imagePullPolicy"] == "Always" and c["terminationMessagePath"] == "/dev/termination-log"
+    vols = {v["name"]: v for v in spec["volumes"]}
+    assert vols["data"]["persistentVolumeClaim"] == {"claimName": "pvc-1"}
+    assert vols["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+    assert vols["secret-creds"]["secret"] == {"secretName": "creds", "defaultMode": 256}
+    assert vols["config-cfg"]["configMap"] == {"name": "cfg"}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/etc/creds"]["subPath"] == "token" and mounts["/dev/shm"]["name"] == "shm"
+    assert spec["securityContext"] == {"runAsUser": 1000, "fsGroup": 2000}
+    assert spec["nodeSelector"] == {"gpu": "a100"} and spec["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "replicas"),
+    [
+        pytest.param("pytjob", "pytorchReplicaSpecs", {"Master": 1, "Worker": 3}, id="pytorch"),
+        pytest.param("tfjob", "tfReplicaSpecs", {"Chief": 1, "Worker": 3}, id="tf"),
+        pytest.param("mpi", "mpiReplicaSpecs", {"Launcher": 1, "Worker": 3}, id="mpi"),
+        pytest.param("elastic", "replicaSpecs", {"worker": 3}, id="elastic"),
+    ],
+)
+def test_training_kinds_have_todays_layouts(kind: str, field: str, replicas: dict[str, int]):
+    handler = handler_for(kind)
+    assert handler is not None
+    [job] = handler.manifests(launch(num_workers=3, num_gpus=4, resource_type=handler.kind), "n", OPTS)
+    specs = job["spec"][field]
+    assert {k: v["replicas"] for k, v in specs.items()} == replicas
+    assert all(v["restartPolicy"] == "Never" for v in specs.values())
+    worker = specs.get("Worker", specs.get("worker"))
+    assert worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert worker["template"]["metadata"]["labels"]["odin.ml/run"] == "r"
+    if kind == "mpi":
+        assert job["spec"]["slotsPerWorker"] == 4
+        assert "resources" not in specs["Launcher"]["template"]["spec"]["containers"][0]
+
+
+def test_job_has_no_backoff_and_service_is_headless_without_ports():
+    [job] = handler_for("Job").manifests(launch(), "n", OPTS)  # type: ignore[union-attr]
+    assert job["spec"]["backoffLimit"] == 0
+    _, svc = handler_for("svc").manifests(launch(), "n", OPTS)  # type: ignore[union-attr]
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["selector"] == {"odin.ml/run": "r"}
+
+
+def _pod(phase: str, **status) -> dict:
+    return {"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": phase, **status}}
+
+
+def _terminated(code: int, message: str = "") -> dict:
+    return {"containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": code, "message": message}}}]}
+
+
+@pytest.mark.parametrize(
+    ("pod", "status", "text"),
+    [
+        pytest.param(_pod("Running"), TaskStatus.RUNNING, "", id="running"),
+        pytest.param(_pod("Succeeded", **_terminated(0, '{"a": 1}')), TaskStatus.SUCCEEDED, "", id="outputs"),
+        pytest.param(_pod("Succeeded", **_terminated(0, "[1]")), TaskStatus.FAILED, "JSON object", id="bad-out"),
+        pytest.param(_pod("Failed", **_terminated(2, "trace\nOOM")), TaskStatus.FAILED, "exit code 2: OOM", id="fail"),
+        pytest.param(
+            _pod("Pending", conditions=[{"type": "PodScheduled", "status": "False", "message": "0/3 nodes"}]),
+            TaskStatus.PENDING,
+            "unschedulable: 0/3 nodes",
+            id="unschedulable",
+        ),
+        pytest.param(
+            _pod(
+                "Pending",
+                containerStatuses=[
+                    {"name": "main", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "x"}}}
+                ],
+            ),
+            TaskStatus.FAILED,
+            "ImagePullBackOff: x",
+            id="image-pull",
+        ),
+        pytest.param(
+            _pod(
+                "Pending",
+                conditions=[{"type": "PodScheduled", "status": "False", "message": "unbound PersistentVolumeClaims"}],
+            ),
+            TaskStatus.PENDING,
+            "waiting for a volume",
+            id="volume",
+        ),
+    ],
+)
+def test_pod_observations(pod: dict, status: TaskStatus, text: str):
+    obs = pod_observation(pod, "main")
+    assert obs.status is status and text in obs.message
+
+
+def test_outputs_over_the_termination_message_limit_are_refused():
+    assert parse_outputs(json.dumps({"x": "y" * 5000}))[1] is not None
+    assert parse_outputs("") == ({}, None)
+
+
+def test_token_bucket_allows_a_burst_then_paces():
+    now = [0.0]
+    bucket = TokenBucket(10, 3, clock=lambda: now[0])
+    assert [bucket.reserve() for _ in range(3)] == [0, 0, 0]
+    assert bucket.reserve() == pytest.approx(0.1)
+    assert bucket.reserve() == pytest.approx(0.2)
+    now[0] = 10.0
+    assert bucket.reserve() == 0
+
+
+def test_429_retry_after_is_honoured():
+    assert _retry_delay(ApiError(429, "TooManyRequests", "slow down", retry_after_s=7), 0) == 7
+    assert ApiError(429, "", "").retryable and ApiError(503, "", "").retryable and not ApiError(422, "", "").retryable
+
+
+def test_a_410_in_the_watch_stream_means_relist():
+    informer = Informer.__new__(Informer)
+    with pytest.raises(Gone):
+        informer._handle({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}, "5")
+
+
+def test_relist_reports_objects_deleted_while_disconnected():
+    seen: list[tuple[str, str]] = []
+    informer = Informer.__new__(Informer)
+    informer.cache = {"a": {"metadata": {"name": "a", "resourceVersion": "1"}}}
+    informer.on_event = lambda kind, obj: seen.append((kind, obj["metadata"]["name"]))
+    informer.resource = None  # type: ignore[assignment]
+    informer._apply_sync([{"metadata": {"name": "b", "resourceVersion": "2"}}])
+    assert seen == [("DELETED", "a"), ("ADDED", "b")]
+
+
+def test_settings_from_env_understand_the_kubernetes_executor():
+    s = Settings.from_env(
+        {
+            "ODIN_EXECUTOR": "kubernetes",
+            "ODIN_KUBECONFIG": "/k/config",
+            "ODIN_NAMESPACE": "ml",
+            "ODIN_K8S_QPS": "80",
+            "ODIN_K8S_IMAGE_PULL_SECRETS": "a, b",
+            "ODIN_K8S_TTL_AFTER_FINISHED_S": "600",
+        }
+    )
+    assert s.executor == "kubernetes" and s.kubernetes.kubeconfig == "/k/config" and s.kubernetes.namespace == "ml"
+    assert s.kubernetes.qps == 80 and s.kubernetes.image_pull_secrets == ("a", "b")
+    assert s.kubernetes.ttl_after_finished_s == 600
+
+
+def test_the_custom_kind_sample_registers_a_working_handler():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "samples" / "custom-kind" / "raycluster_kind.py"
+    spec = importlib.util.spec_from_file_location("odin_sample_raycluster_kind", path)
+    assert spec and spec.loader
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    handler = handler_for("ray")
+    assert handler is not None and handler.kind == "RayJob"
+    [job] = handler.manifests(launch(num_workers=2, resource_type="RayJob"), "n", OPTS)
+    assert job["apiVersion"] == "ray.io/v1" and job["spec"]["entrypoint"].startswith("python train.py")
+    assert handler.observe({"status": {"jobStatus": "SUCCEEDED"}}, []).status is TaskStatus.SUCCEEDED
