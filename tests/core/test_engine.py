@@ -188,3 +188,22 @@ async def test_a_new_engine_takes_over_an_orphaned_run(make_engine):
     events = await second.store.events(run.run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert any("lost" in e.message for e in events if e.task == "b")
+
+
+async def test_stop_takes_over_a_run_whose_engine_is_gone(make_engine):
+    first = await make_engine()
+    await first.start(adopt=False)
+    run = await first.submit(
+        pipeline(task("long", "import time; time.sleep(60)"), task("next", "pass", depends=("long",)))
+    )
+    while (await first.store.get_tasks(run.run_id))[0].status is not TaskStatus.RUNNING:
+        await asyncio.sleep(0.05)
+    pid = int((await first.store.get_tasks(run.run_id))[0].resource_id.removeprefix("pid:"))
+    await first.close()  # e.g. `odin run` was killed
+    stopper = await make_engine(takeover_after_s=0.0)  # e.g. `odin stop` in another shell
+    await stopper.stop(run.run_id, "stopped after the crash")
+    final = await asyncio.wait_for(stopper.wait(run.run_id), 15)
+    tasks = {t.name: t.status for t in await stopper.store.get_tasks(run.run_id)}
+    assert (final.status, final.message) == (RunStatus.TERMINATED, "stopped after the crash")
+    assert tasks == {"long": TaskStatus.CANCELLED, "next": TaskStatus.SKIPPED}
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"

@@ -85,9 +85,12 @@ class Engine:
             await self.adopt_orphans()
         self._tasks.spawn(self._heartbeat(), "heartbeat")
 
-    async def adopt_orphans(self) -> list[str]:
+    async def adopt_orphans(self, run_id: str | None = None) -> list[str]:
+        """Take over active runs (or just ``run_id``) whose engine went quiet, rebuilding them from the store."""
         now = time.time()
-        runs = await self.store.claim_runs(self.owner, now=now, stale_before=now - self.settings.takeover_after_s)
+        runs = await self.store.claim_runs(
+            self.owner, now=now, stale_before=now - self.settings.takeover_after_s, run_id=run_id
+        )
         adopted = [r for r in runs if r.run_id not in self._workers]
         for run in adopted:
             tasks = await self.store.get_tasks(run.run_id)
@@ -152,14 +155,19 @@ class Engine:
         return existing
 
     async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
+        """Stop a run: at once when this engine drives it; else through the store, for its engine to see.
+
+        A run whose engine is gone (no heartbeat for ``takeover_after_s``) is taken over and stopped here.
+        """
         run = await self.store.get_run(run_id)
         if run is None:
-            raise NotFound(f"no run {run_id!r}")
+            raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         worker = self._workers.get(run_id)
         if worker is not None:
             worker.inbox.put_nowait(_Stop(reason))
-        elif not run.status.is_terminal:  # driven by another process: it sees the flag on its next heartbeat
-            await self.store.commit(run.evolve(stop_requested=True, message=reason))
+        elif not run.status.is_terminal and await self.store.request_stop(run_id, reason):
+            await self.start(adopt=self._adopt)
+            await self.adopt_orphans(run_id)
         return run
 
     async def wait(self, run_id: str, timeout_s: float | None = None) -> RunRecord:

@@ -54,8 +54,17 @@ class JobStore(ABC):
     async def last_seq(self, run_id: str) -> int: ...
 
     @abstractmethod
-    async def claim_runs(self, owner: str, *, now: float, stale_before: float) -> list[RunRecord]:
-        """Take over every active run whose owner has not sent a heartbeat since ``stale_before``."""
+    async def request_stop(self, run_id: str, reason: str) -> bool:
+        """Flag an active run for stopping (kept apart from the record its engine writes); False if not active."""
+
+    @abstractmethod
+    async def claim_runs(
+        self, owner: str, *, now: float, stale_before: float, run_id: str | None = None
+    ) -> list[RunRecord]:
+        """Take over every active run (or just ``run_id``) whose owner sent no heartbeat since ``stale_before``.
+
+        Returns every active run ``owner`` holds afterwards.
+        """
 
     @abstractmethod
     async def heartbeat(self, owner: str, now: float) -> None:

@@ -22,7 +22,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT NOT NULL,
     submitted REAL NOT NULL, data TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '',
-    heartbeat REAL NOT NULL DEFAULT 0, spec TEXT NOT NULL DEFAULT '{}');
+    heartbeat REAL NOT NULL DEFAULT 0, spec TEXT NOT NULL DEFAULT '{}',
+    stop TEXT);  -- NULL, or why a stop was requested: written by other processes, never by the engine's commits
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL, name TEXT NOT NULL, ord INTEGER NOT NULL, data TEXT NOT NULL,
@@ -31,6 +32,15 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, seq));
 """
 _ACTIVE = tuple(s.value for s in RunStatus if not s.is_terminal)
+_MARKS = ",".join("?" * len(_ACTIVE))
+
+
+def _run(row: Any) -> RunRecord:
+    """A run record from (data, stop): a stop requested by another process shows as ``stop_requested``."""
+    run = RunRecord.from_record(json.loads(row[0]))
+    if row[1] is not None and not run.status.is_terminal and not run.stop_requested:
+        run = run.evolve(stop_requested=True, message=row[1])
+    return run
 
 
 def _dump(d: dict) -> str:
@@ -78,7 +88,7 @@ class SqliteStore(JobStore):
     ) -> bool:
         async with self._tx():
             cur = await self.db.execute(
-                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,NULL)",
                 (
                     run.run_id,
                     run.job,
@@ -122,9 +132,9 @@ class SqliteStore(JobStore):
             )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self.db.execute("SELECT data FROM runs WHERE run_id=?", (run_id,)) as cur:
+        async with self.db.execute("SELECT data, stop FROM runs WHERE run_id=?", (run_id,)) as cur:
             row = await cur.fetchone()
-        return RunRecord.from_record(json.loads(row[0])) if row else None
+        return _run(row) if row else None
 
     async def get_spec(self, run_id: str) -> dict[str, Any] | None:
         async with self.db.execute("SELECT spec FROM runs WHERE run_id=?", (run_id,)) as cur:
@@ -137,14 +147,14 @@ class SqliteStore(JobStore):
         return [TaskRecord.from_record(json.loads(r[0])) for r in rows]
 
     async def list_runs(self, *, active_only: bool = False) -> list[RunRecord]:
-        sql = "SELECT data FROM runs"
+        sql = "SELECT data, stop FROM runs"
         params: tuple = ()
         if active_only:
-            sql += f" WHERE status IN ({','.join('?' * len(_ACTIVE))})"
+            sql += f" WHERE status IN ({_MARKS})"
             params = _ACTIVE
         async with self.db.execute(sql + " ORDER BY submitted DESC", params) as cur:
             rows = await cur.fetchall()
-        return [RunRecord.from_record(json.loads(r[0])) for r in rows]
+        return [_run(r) for r in rows]
 
     async def events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         sql = "SELECT data FROM events WHERE run_id=? AND seq>? ORDER BY seq"
@@ -161,18 +171,29 @@ class SqliteStore(JobStore):
             row = await cur.fetchone()
         return int(row[0] or 0) if row else 0
 
-    async def claim_runs(self, owner: str, *, now: float, stale_before: float) -> list[RunRecord]:
+    async def request_stop(self, run_id: str, reason: str) -> bool:
         async with self._tx():
-            marks = ",".join("?" * len(_ACTIVE))
+            cur = await self.db.execute(
+                f"UPDATE runs SET stop=? WHERE run_id=? AND stop IS NULL AND status IN ({_MARKS})",
+                (reason, run_id, *_ACTIVE),
+            )
+            return cur.rowcount > 0
+
+    async def claim_runs(
+        self, owner: str, *, now: float, stale_before: float, run_id: str | None = None
+    ) -> list[RunRecord]:
+        only = " AND run_id=?" if run_id else ""
+        async with self._tx():
             await self.db.execute(
-                f"UPDATE runs SET owner=?, heartbeat=? WHERE status IN ({marks}) AND heartbeat<? AND owner<>?",
-                (owner, now, *_ACTIVE, stale_before, owner),
+                f"UPDATE runs SET owner=?, heartbeat=? WHERE status IN ({_MARKS}) AND heartbeat<? AND owner<>?{only}",
+                (owner, now, *_ACTIVE, stale_before, owner, *((run_id,) if run_id else ())),
             )
             async with self.db.execute(
-                f"SELECT data FROM runs WHERE owner=? AND status IN ({marks}) ORDER BY submitted", (owner, *_ACTIVE)
+                f"SELECT data, stop FROM runs WHERE owner=? AND status IN ({_MARKS}) ORDER BY submitted",
+                (owner, *_ACTIVE),
             ) as cur:
                 rows = await cur.fetchall()
-            return [RunRecord.from_record({**json.loads(r[0]), "owner": owner}) for r in rows]
+        return [_run(r).evolve(owner=owner) for r in rows]
 
     async def heartbeat(self, owner: str, now: float) -> None:
         async with self._tx():
