@@ -1,0 +1,59 @@
+"""The ``odin`` command: runs pipelines in-process on the embedded default and inspects their runs.
+
+Every command opens the engine on ``$ODIN_HOME`` (SQLite store, local executor); ``--home``
+overrides it. ``odin run`` is itself the engine of the run it starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
+from .commands_run import run_cmd, stop_cmd
+from .commands_spec import show_cmd, validate_cmd
+from .common import CliState
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="ODIN_HOME",
+    default=None,
+    help="Where runs are stored (the SQLite store and run data). [env: ODIN_HOME; default: ~/.odin]",
+)
+@click.version_option(__version__, prog_name="odin")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """Odin runs ML pipelines: a directory with main.yml whose tasks form a DAG.
+
+    \b
+    Quick start:
+      odin validate samples/hello     check a pipeline
+      odin run samples/hello          run it here, following its tasks
+      odin status                     every run and its tasks
+      odin logs <run id>--greet       a task's log
+    """
+    ctx.obj = CliState(home=home)
+
+
+for command in (run_cmd, status_cmd, logs_cmd, data_cmd, events_cmd, cleanup_cmd, show_cmd, validate_cmd, stop_cmd):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        cli.main(args=argv, prog_name="odin", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Tables and one-line summaries of runs, tasks, events and cleanups (pure: records in, renderables out)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from odin_core.model import CleanupResult, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
+from rich.markup import escape
+from rich.table import Table
+
+from .fmt import clock, date_time, duration, span, styled
+
+
+def _table(*columns: str, wide: Sequence[str] = ("message",)) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for name in columns:
+        table.add_column(name.upper(), overflow="fold" if name in wide else "ellipsis", no_wrap=name not in wide)
+    return table
+
+
+def task_table(tasks: Iterable[TaskRecord], *, now: float | None = None) -> Table:
+    """task, status, attempt, resource, started, duration, message."""
+    table = _table("task", "status", "attempt", "resource", "started", "duration", "message")
+    for t in tasks:
+        table.add_row(
+            escape(t.name),
+            styled(t.status.value),
+            str(t.attempt or "-"),
+            escape(t.resource_id or "-"),
+            clock(t.started),
+            span(t.started, t.completed, now),
+            escape(t.message),
+        )
+    return table
+
+
+def run_header(run: RunRecord, *, now: float | None = None) -> str:
+    """The legacy header ``<id> --> <STATUS>``."""
+    return f"[bold]{escape(run.run_id)}[/] --> {styled(run.status.value)}"
+
+
+def run_details(run: RunRecord, *, now: float | None = None) -> str:
+    """job, submitted, duration (and the message of a TERMINATED run)."""
+    parts = [
+        f"job: {escape(run.job)}",
+        f"submitted: {date_time(run.submitted)}",
+        f"duration: {span(run.submitted, run.completed, now)}",
+    ]
+    if run.message:
+        parts.append(f"message: {escape(run.message)}")
+    return "  ".join(parts)
+
+
+def events_table(events: Iterable[Event]) -> Table:
+    """seq, time, kind, task, status, message."""
+    table = _table("seq", "time", "kind", "task", "status", "message")
+    for e in events:
+        table.add_row(str(e.seq), clock(e.time), e.kind, escape(e.task or "-"), styled(e.status), escape(e.message))
+    return table
+
+
+def cleanup_table(results: Iterable[CleanupResult]) -> Table:
+    """task id, cleaned from k8s, purged from db, removed from fs."""
+    table = _table("task id", "cleaned from k8s", "purged from db", "removed from fs")
+    for r in results:
+        table.add_row(escape(r.task_id), _yes(r.cleaned_from_k8s), _yes(r.purged_from_db), _yes(r.removed_from_fs))
+    return table
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def summary(run: RunRecord, tasks: Sequence[TaskRecord]) -> str:
+    """``run <id> DONE in 12.3s`` or ``run <id> TERMINATED: <message>`` (markup)."""
+    took = duration((run.completed or time.time()) - run.submitted)
+    if run.status is RunStatus.DONE:
+        return f"run {escape(run.run_id)} {styled('DONE')} in {took}"
+    if run.status is RunStatus.TERMINATED:
+        return f"run {escape(run.run_id)} {styled('TERMINATED')} after {took}: {escape(run.message)}"
+    return f"run {escape(run.run_id)} is {styled(run.status.value)}"
+
+
+def failure_hints(tasks: Sequence[TaskRecord]) -> list[str]:
+    """What to type next to see why tasks failed."""
+    return [f"  see its log: odin logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
+
+
+def status_record(run: RunRecord, tasks: Sequence[TaskRecord]) -> dict[str, Any]:
+    """One entry of ``odin status -o json``: ``{run, tasks}``."""
+    return {"run": run.to_record(), "tasks": [t.to_record() for t in tasks]}
