@@ -6,6 +6,7 @@ This is what the CLI uses in embedded mode and what the WebSocket server serves.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -56,6 +57,7 @@ class Odin:
         self.store = store
         self.executor = executor
         self.engine = Engine(store, executor, root_path=root, data_path=settings.data, settings=settings.engine)
+        self._others: dict[str, Executor] = {}  # executors of runs started elsewhere with another executor
 
     @classmethod
     async def open(
@@ -73,8 +75,17 @@ class Odin:
 
     async def close(self) -> None:
         await self.engine.close()
-        await self.executor.close()
+        for executor in (self.executor, *self._others.values()):
+            await executor.close()
         await self.store.close()
+
+    def executor_for(self, run: RunRecord) -> Executor:
+        """The executor a run was started with: logs, events and clean-up go through it."""
+        if run.executor in ("", self.executor.name):
+            return self.executor
+        if run.executor not in self._others:
+            self._others[run.executor] = make_executor(dataclasses.replace(self.settings, executor=run.executor))
+        return self._others[run.executor]
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -133,20 +144,27 @@ class Odin:
         events = await self.store.events(run_id, after_seq=after_seq)
         return [e for e in events if name is None or e.task == name]
 
+    async def cluster_events(self, resource: str) -> list[dict[str, Any]]:
+        """What the executor saw of a run or task ({type, reason, source, message, timestamp}): Kubernetes events."""
+        run_id, name = split_task_id(resource)
+        view = await self.run(run_id)
+        return await self.executor_for(view.run).events(run_id, name)
+
     async def logs(self, resource: str, *, follow: bool = False, lines: int | None = None) -> AsyncIterator[str]:
         record = await self.task(resource)
+        executor = self.executor_for((await self.run(record.run_id)).run)
 
         async def ended() -> bool:
             return (await self.task(resource)).status.is_terminal
 
-        async for line in self.executor.logs(record, follow=follow, lines=lines, until=ended):
+        async for line in executor.logs(record, follow=follow, lines=lines, until=ended):
             yield line
 
     async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:
         view = await self.run(run_id)
         if not view.run.status.is_terminal:
             await self.stop(run_id, "cleaned up")
-        removed = await self.executor.cleanup(run_id, list(view.tasks))
+        removed = await self.executor_for(view.run).cleanup(run_id, list(view.tasks))
         run_dir = self.settings.data / run_id
         fs_done = fs and run_dir.exists()
         if fs_done:

@@ -27,9 +27,32 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     default=None,
     help="Where runs are stored (the SQLite store and run data). [env: ODIN_HOME; default: ~/.odin]",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "kubernetes"]),
+    envvar="ODIN_EXECUTOR",
+    default=None,
+    help="Where `odin run` runs tasks: local processes, or a Kubernetes cluster. [env: ODIN_EXECUTOR; default: local]",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ODIN_KUBECONFIG",
+    default=None,
+    help="Kubeconfig for --executor kubernetes (default: in-cluster, then ~/.kube/config). [env: ODIN_KUBECONFIG]",
+)
+@click.option(
+    "--namespace",
+    "-n",
+    envvar="ODIN_NAMESPACE",
+    default=None,
+    help="Namespace for --executor kubernetes. [env: ODIN_NAMESPACE; default: default]",
+)
 @click.version_option(__version__, prog_name="odin")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None) -> None:
+def cli(
+    ctx: click.Context, home: Path | None, executor: str | None, kubeconfig: Path | None, namespace: str | None
+) -> None:
     """Odin runs ML pipelines: a directory with main.yml whose tasks form a DAG.
 
     \b
@@ -38,8 +61,10 @@ def cli(ctx: click.Context, home: Path | None) -> None:
       odin run samples/hello          run it here, following its tasks
       odin status                     every run and its tasks
       odin logs <run id>--greet       a task's log
+      odin --executor kubernetes --kubeconfig ~/.kube/config run samples/hello
+                                      run it on a cluster, one Pod per task
     """
-    ctx.obj = CliState(home=home)
+    ctx.obj = CliState(home=home, executor=executor, kubeconfig=kubeconfig, namespace=namespace)
 
 
 for command in (run_cmd, status_cmd, logs_cmd, data_cmd, events_cmd, cleanup_cmd, show_cmd, validate_cmd, stop_cmd):

@@ -10,7 +10,15 @@ import click
 
 from .common import OUTPUT_DATA, OUTPUT_TABLE, engine_command, make_console, print_table
 from .fmt import dump, plain
-from .render import cleanup_table, events_table, run_details, run_header, status_record, task_table
+from .render import (
+    cleanup_table,
+    cluster_events_table,
+    events_table,
+    run_details,
+    run_header,
+    status_record,
+    task_table,
+)
 
 
 @click.command("status", short_help="Runs and their tasks.")
@@ -125,17 +133,23 @@ async def data_cmd(odin: Any, resource: str, output: str) -> None:
 @OUTPUT_TABLE
 @engine_command
 async def events_cmd(odin: Any, resource: str, output: str) -> None:
-    """The event log of a run, or of one task (`<run id>--<task>`), in order.
+    """The event log of a run, or of one task (`<run id>--<task>`), in order; then what the cluster
+    reported about its objects (Kubernetes events), when it ran on one.
 
     \b
     Example:
       odin events retry-5hd8w0zq
     """
     events = await odin.events(resource)
+    cluster = await odin.cluster_events(resource)
     if output != "table":
-        click.echo(dump([e.to_record() for e in events], output))
+        records = [e.to_record() for e in events]
+        click.echo(dump({"events": records, "cluster_events": cluster} if cluster else records, output))
         return
-    print_table(make_console(), events_table(events))
+    console = make_console()
+    print_table(console, events_table(events))
+    if cluster:
+        print_table(console, cluster_events_table(cluster))
 
 
 @click.command("cleanup", short_help="Remove a run's resources, records and files.")

@@ -50,11 +50,19 @@ class CliState:
     """Global options, kept on the click context object."""
 
     home: Path | None = None
+    executor: str | None = None
+    kubeconfig: Path | None = None
+    namespace: str | None = None
 
     def settings(self) -> Settings:
         env = dict(os.environ)
-        if self.home is not None:
-            env["ODIN_HOME"] = str(self.home)
+        given = {
+            "ODIN_HOME": self.home,
+            "ODIN_EXECUTOR": self.executor,
+            "ODIN_KUBECONFIG": self.kubeconfig,
+            "ODIN_NAMESPACE": self.namespace,
+        }
+        env.update({k: str(v) for k, v in given.items() if v is not None})
         return Settings.from_env(env)
 
 

@@ -61,6 +61,20 @@ def events_table(events: Iterable[Event]) -> Table:
     return table
 
 
+def cluster_events_table(events: Iterable[dict[str, Any]]) -> Table:
+    """Kubernetes events of a run's objects: time, type, reason, source, message."""
+    table = _table("time", "type", "reason", "source", "message")
+    for e in events:
+        table.add_row(
+            escape(str(e.get("timestamp") or "")),
+            escape(str(e.get("type") or "")),
+            escape(str(e.get("reason") or "")),
+            escape(str(e.get("source") or "")),
+            escape(str(e.get("message") or "")),
+        )
+    return table
+
+
 def cleanup_table(results: Iterable[CleanupResult]) -> Table:
     """task id, cleaned from k8s, purged from db, removed from fs."""
     table = _table("task id", "cleaned from k8s", "purged from db", "removed from fs")
