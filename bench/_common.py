@@ -5,42 +5,9 @@ from __future__ import annotations
 import platform
 import resource
 import statistics
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from odin_core.executors.base import Executor, Launch
-from odin_core.model import AttemptUpdate, TaskRecord, TaskStatus
 from odin_core.spec.model import PipelineSpec, TaskSpec
-
-
-class NoopExecutor(Executor):
-    """Every attempt succeeds at once: what is left to measure is the engine's own bookkeeping."""
-
-    name = "noop"
-
-    async def submit(self, launch: Launch) -> str:
-        key = (launch.run_id, launch.task.name, launch.attempt)
-        self.report(AttemptUpdate(*key, TaskStatus.RUNNING))
-        self.report(AttemptUpdate(*key, TaskStatus.SUCCEEDED, exit_code=0))
-        return "noop"
-
-    async def kill(self, record: TaskRecord) -> None:
-        return None
-
-    async def logs(
-        self,
-        record: TaskRecord,
-        *,
-        follow: bool = False,
-        lines: int | None = None,
-        container: str | None = None,
-        until: Callable[[], Awaitable[bool]] | None = None,
-    ) -> AsyncIterator[str]:
-        if False:
-            yield ""
-
-    async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
-        return {}
 
 
 def layered_dag(n: int, width: int = 100, fan_in: int = 2) -> PipelineSpec:

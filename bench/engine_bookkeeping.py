@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import NoopExecutor, layered_dag, machine, peak_rss_mib
+from _common import layered_dag, machine, peak_rss_mib
 from odin_core.engine import Engine
+from odin_core.executors.instant import InstantExecutor
 from odin_core.store.sqlite import SqliteStore
 
 
@@ -27,7 +28,7 @@ async def one(n: int, tmp: Path) -> dict[str, float]:
     spec = layered_dag(n)
     store = SqliteStore(tmp / f"bench-{n}.db")
     await store.open()
-    engine = Engine(store, NoopExecutor(), root_path=tmp, data_path=tmp / "data")
+    engine = Engine(store, InstantExecutor(), root_path=tmp, data_path=tmp / "data")
     await engine.start(adopt=False)
     t0 = time.perf_counter()
     run = await engine.submit(spec)

@@ -3,59 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from odin_core.engine import Engine
-from odin_core.executors.base import Executor, Launch
-from odin_core.model import AttemptUpdate, RunStatus, TaskRecord, TaskStatus
+from odin_core.executors.instant import InstantExecutor
+from odin_core.model import RunStatus
 from odin_core.spec.model import PipelineSpec, TaskSpec
 from odin_core.store.sqlite import SqliteStore
-
-
-class Instant(Executor):
-    """Succeeds every attempt at once; remembers which runs it was told had finished."""
-
-    name = "instant"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finished: list[str] = []
-
-    async def submit(self, launch: Launch) -> str:
-        key = (launch.run_id, launch.task.name, launch.attempt)
-        self.report(AttemptUpdate(*key, TaskStatus.RUNNING))
-        self.report(AttemptUpdate(*key, TaskStatus.SUCCEEDED, exit_code=0))
-        return "x"
-
-    async def kill(self, record: TaskRecord) -> None:
-        return None
-
-    async def logs(
-        self,
-        record: TaskRecord,
-        *,
-        follow: bool = False,
-        lines: int | None = None,
-        container: str | None = None,
-        until: Callable[[], Awaitable[bool]] | None = None,
-    ) -> AsyncIterator[str]:
-        return
-        yield ""
-
-    async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
-        return {}
-
-    async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
-        self.finished.append(run_id)
 
 
 @pytest.fixture
 async def engine(tmp_path: Path):
     store = SqliteStore(tmp_path / "odin.db")
     await store.open()
-    executor = Instant()
+    executor = InstantExecutor()
     eng = Engine(store, executor, root_path=tmp_path, data_path=tmp_path / "data")
     await eng.start(adopt=False)
     yield eng
