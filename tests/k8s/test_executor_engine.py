@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -184,3 +185,22 @@ async def test_every_sample_runs_on_the_cluster_unchanged(odin, kube, namespace,
         assert task.status is expected_tasks.get(name, TaskStatus.SUCCEEDED), (name, task.message)
     await odin.executor.cleanup(run_id, list(tasks.values()))
     assert await wait_no_objects(kube.api_client, namespace, run_id) == []
+
+
+async def test_a_run_is_removed_ttl_after_it_ends(odin, kube, namespace):
+    """With ttl_after_finished_s, even a Deployment (which stays up while the run lives) goes after the run."""
+    odin.executor.settings = dataclasses.replace(odin.executor.settings, ttl_after_finished_s=1.0)
+    job = odin.write(
+        "ttl",
+        """
+        name: ttl
+        tasks:
+          - {name: step, image: odin/step:1, command: step}
+          - {name: serve, image: odin/serve:1, command: serve, resource_type: deploy, depends: step}
+        """,
+    )
+    final, tasks = await odin.run(job)
+    assert final.status is RunStatus.DONE, final.message
+    apps = client.AppsV1Api(kube.api_client)
+    assert apps.read_namespaced_deployment(tasks["serve"].resource_id, namespace)  # still there at the end
+    assert await wait_no_objects(kube.api_client, namespace, final.run_id) == []

@@ -224,13 +224,8 @@ class KubernetesExecutor(Executor):
                 await self._capture(attempt)
         finally:
             self.report(update(attempt, obs))
-        ttl = self.settings.ttl_after_finished_s
         if remove:
             await self._delete_attempt(attempt)
-        elif ttl is not None and not attempt.handler.long_running:
-            await asyncio.sleep(ttl)
-            await self._delete_attempt(attempt)
-            self.attempts.remove(attempt)
 
     async def _capture(self, attempt: Attempt) -> None:
         if attempt.captured or not self.settings.capture_logs:
@@ -393,6 +388,16 @@ class KubernetesExecutor(Executor):
             if e.status == 404:  # a CRD that is not installed
                 return []
             raise
+
+    async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
+        """With ``ttl_after_finished_s``, everything the run created goes that long after it ended."""
+        ttl = self.settings.ttl_after_finished_s
+        if ttl is not None:
+            self._tasks.spawn(self._expire(run_id, records, ttl), f"ttl:{run_id}")
+
+    async def _expire(self, run_id: str, records: list[TaskRecord], ttl: float) -> None:
+        await asyncio.sleep(ttl)
+        await self.cleanup(run_id, records)
 
     async def close(self) -> None:
         for inf in self._informers.values():
