@@ -207,3 +207,27 @@ async def test_stop_takes_over_a_run_whose_engine_is_gone(make_engine):
     assert (final.status, final.message) == (RunStatus.TERMINATED, "stopped after the crash")
     assert tasks == {"long": TaskStatus.CANCELLED, "next": TaskStatus.SKIPPED}
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+async def test_resubmit_reuses_every_task_that_succeeded(make_engine, tmp_path):
+    engine = await make_engine()
+    marker = tmp_path / "fixed"
+    spec = pipeline(
+        task("a", "import json,os; json.dump({'v': 1}, open(os.environ['ODIN_OUTPUTS'], 'w'))"),
+        task("b", f"import os,sys; sys.exit(0 if os.path.exists({str(marker)!r}) else 4)", depends=("a",)),
+        task("c", "import sys; print(sys.argv[1])", args=("^a.outputs.v",), depends=("b",)),
+    )
+    first, tasks = await run_to_end(engine, spec)
+    assert first.status is RunStatus.TERMINATED
+    assert (tasks["b"].status, tasks["c"].status) == (TaskStatus.FAILED, TaskStatus.SKIPPED)
+    marker.touch()  # the cause is fixed
+    reused, rerun = await engine.resubmit(first.run_id)
+    assert (reused, rerun) == (["a"], ["b", "c"])
+    final = await asyncio.wait_for(engine.wait(first.run_id), 30)
+    tasks = {t.name: t for t in await engine.store.get_tasks(first.run_id)}
+    assert final.status is RunStatus.DONE, final.message
+    assert [tasks[n].attempt for n in "abc"] == [1, 2, 1]  # a was not run again
+    events = await engine.store.events(first.run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    with pytest.raises(Conflict):
+        await engine.resubmit(first.run_id)

@@ -162,7 +162,7 @@ class DagState:
         self, rec: TaskRecord, now: float, message: str, *, exit_code: int | None = None, permanent: bool = False
     ) -> None:
         policy = self.tasks[rec.name].retries
-        if not permanent and rec.attempt <= policy.limit and not self._stopping:
+        if not permanent and rec.attempt - rec.attempts_before <= policy.limit and not self._stopping:
             retry_at = now + policy.delay_s(rec.attempt)
             self._set(
                 rec.evolve(

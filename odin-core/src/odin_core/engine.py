@@ -154,6 +154,52 @@ class Engine:
             )
         return existing
 
+    async def resubmit(self, run_id: str) -> tuple[list[str], list[str]]:
+        """Run an ended run again in place, reusing every task that succeeded; returns (reused, rerun).
+
+        The run keeps its id, paths and event log; tasks that did not succeed start over as WAITING
+        with a fresh retry budget, so a fixed cause (data, quota, a flaky node) needs no full re-run.
+        """
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
+        if not run.status.is_terminal:
+            raise Conflict(f"run {run_id!r} is still {run.status.value}: stop it first or wait for its end")
+        tasks = await self.store.get_tasks(run_id)
+        rerun = [t for t in tasks if t.status is not TaskStatus.SUCCEEDED]
+        if not rerun:
+            raise Conflict(f"every task of run {run_id!r} succeeded: nothing to resubmit")
+        await self.start(adopt=self._adopt)
+        if not await self.store.reopen_run(run_id, self.owner, time.time()):
+            raise Conflict(f"run {run_id!r} was resubmitted or changed meanwhile")
+        worker = await self._resume(run, tasks, rerun)
+        worker.poke()
+        return [t.name for t in tasks if t.status is TaskStatus.SUCCEEDED], [t.name for t in rerun]
+
+    async def _resume(self, run: RunRecord, tasks: list[TaskRecord], rerun: list[TaskRecord]) -> RunWorker:
+        now = time.time()
+        fresh = {t.name: _restart(t) for t in rerun}
+        tasks = [fresh.get(t.name, t) for t in tasks]
+        run = run.evolve(
+            status=RunStatus.BUILDING,
+            completed=None,
+            stop_requested=False,
+            early_exit=False,
+            owner=self.owner,
+            message=f"resubmitted: reusing {len(tasks) - len(rerun)} succeeded task(s), running {len(rerun)} again",
+        )
+        seq = await self.store.last_seq(run.run_id)
+        events = [Event(run.run_id, seq + 1, now, "run", run.status.value, message=run.message)]
+        events += [
+            Event(run.run_id, seq + 2 + i, now, "task", t.status.value, t.name, t.message, {"attempt": t.attempt})
+            for i, t in enumerate(fresh.values())
+        ]
+        await self.store.commit(run, list(fresh.values()), events)
+        self.hub.publish(events)
+        spec = spec_from_dict(await self.store.get_spec(run.run_id) or {})
+        self._done.pop(run.run_id, None)
+        return self._spawn(run, spec, tasks, seq + len(events))
+
     async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
         """Stop a run: at once when this engine drives it; else through the store, for its engine to see.
 
@@ -371,6 +417,20 @@ def _task_record(run_id: str, t: TaskSpec) -> TaskRecord:
         args=t.args,
         resource_type=t.resource_type,
         outputs=dict(t.outputs),
+    )
+
+
+def _restart(t: TaskRecord) -> TaskRecord:
+    return t.evolve(
+        status=TaskStatus.WAITING,
+        attempts_before=t.attempt,
+        retry_at=None,
+        deadline=None,
+        started=None,
+        completed=None,
+        exit_code=None,
+        resource_id="",
+        message="resubmitted",
     )
 
 

@@ -61,6 +61,7 @@ class TaskRecord:
     name: str
     status: TaskStatus = TaskStatus.WAITING
     attempt: int = 0  # number of attempts started so far
+    attempts_before: int = 0  # attempts made before the run was last resubmitted (retries count after them)
     image: str = ""
     command: tuple[str, ...] = ()
     args: tuple[Any, ...] = ()  # after variable substitution and reference resolution

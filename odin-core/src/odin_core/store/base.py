@@ -58,6 +58,10 @@ class JobStore(ABC):
         """Flag an active run for stopping (kept apart from the record its engine writes); False if not active."""
 
     @abstractmethod
+    async def reopen_run(self, run_id: str, owner: str, now: float) -> bool:
+        """Make an ended run active again under ``owner`` (clearing any stop request); False if it is not ended."""
+
+    @abstractmethod
     async def claim_runs(
         self, owner: str, *, now: float, stale_before: float, run_id: str | None = None
     ) -> list[RunRecord]:

@@ -179,6 +179,15 @@ class SqliteStore(JobStore):
             )
             return cur.rowcount > 0
 
+    async def reopen_run(self, run_id: str, owner: str, now: float) -> bool:
+        ended = tuple(s.value for s in RunStatus if s.is_terminal)
+        async with self._tx():
+            cur = await self.db.execute(
+                "UPDATE runs SET status=?, stop=NULL, owner=?, heartbeat=? WHERE run_id=? AND status IN (?,?)",
+                (RunStatus.BUILDING.value, owner, now, run_id, *ended),
+            )
+            return cur.rowcount > 0
+
     async def claim_runs(
         self, owner: str, *, now: float, stale_before: float, run_id: str | None = None
     ) -> list[RunRecord]:
