@@ -1,19 +1,89 @@
-"""``odin-core``: the core's own command (the WebSocket server arrives with its issue)."""
+"""``odin-core``: the core as a service. ``odin-core serve`` serves the engine over WebSocket."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
 import sys
+from pathlib import Path
 
 from . import __version__
+from .errors import OdinError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="odin-core", description="Odin's core: the DAG engine as a service.")
+    p.add_argument("--version", action="version", version=f"odin-core {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser(
+        "serve",
+        help="serve the engine over the WebSocket protocol (docs/protocol.md)",
+        description="Serve the engine over WebSocket. Example: odin-core serve --root-path ./pipelines",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)")
+    s.add_argument("--port", type=int, default=30000, help="port (default 30000)")
+    s.add_argument(
+        "--root-path", type=Path, default=Path("."), help="the pipelines root: jobs are named relative to it"
+    )
+    s.add_argument("--executor", choices=["local", "kubernetes"], help="where tasks run [env ODIN_EXECUTOR]")
+    s.add_argument("--store", help="job store URL, e.g. sqlite:///var/lib/odin/odin.db [env ODIN_STORE]")
+    s.add_argument("--home", type=Path, help="ODIN_HOME: default store and run data [env ODIN_HOME]")
+    s.add_argument("--token", help="shared secret clients present as a bearer token [env ODIN_TOKEN]")
+    s.add_argument("--jwt-secret", help="key of the HS256 JWTs the gateway signs [env ODIN_JWT_SECRET]")
+    s.add_argument("--kubeconfig", help="kubeconfig for --executor kubernetes [env ODIN_KUBECONFIG]")
+    s.add_argument("--namespace", help="namespace for --executor kubernetes [env ODIN_NAMESPACE]")
+    s.add_argument("--log-level", default="INFO")
+    return p
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from .api import Odin
+    from .service import ServiceSettings, serve_odin
+    from .settings import Settings
+
+    env = dict(os.environ)
+    given = {
+        "ODIN_HOME": args.home,
+        "ODIN_EXECUTOR": args.executor,
+        "ODIN_STORE": args.store,
+        "ODIN_KUBECONFIG": args.kubeconfig,
+        "ODIN_NAMESPACE": args.namespace,
+    }
+    env.update({k: str(v) for k, v in given.items() if v is not None})
+    settings = Settings.from_env(env)
+    service = ServiceSettings(
+        host=args.host,
+        port=args.port,
+        root_path=args.root_path.resolve(),
+        token=args.token or env.get("ODIN_TOKEN") or None,
+        jwt_secret=args.jwt_secret or env.get("ODIN_JWT_SECRET") or None,
+    )
+    service.check()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with await Odin.open(settings, root=service.root_path) as odin, serve_odin(odin, service) as server:
+        print(f"odin-core {__version__} serving {server.url} (root {service.root_path})", flush=True)
+        await stop.wait()
+        logging.getLogger("odin").info("shutting down: runs keep going and are adopted on restart")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("--version", "version"):
-        print(f"odin-core {__version__}")
-        return 0
-    print("usage: odin-core --version\n(the `odin` command runs pipelines; see `odin --help`)", file=sys.stderr)
-    return 2
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per connection is noise
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args))
+    except OdinError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

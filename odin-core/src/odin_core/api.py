@@ -106,6 +106,11 @@ class Odin:
     async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
         return await self.engine.stop(run_id, reason)
 
+    async def resubmit(self, run_id: str) -> dict[str, Any]:
+        """Run an ended run again, reusing every task that succeeded."""
+        reused, rerun = await self.engine.resubmit(run_id)
+        return {"run_id": run_id, "reused": reused, "rerun": rerun}
+
     # -- reading -----------------------------------------------------------------------------
 
     async def run(self, run_id: str) -> RunView:

@@ -225,8 +225,19 @@ class Engine:
             raise NotFound(f"no run {run_id!r}")
         return run
 
-    def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event]:
-        return self.hub.watch(run_id, after_seq=after_seq, until=_is_run_end if run_id else None)
+    async def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event]:
+        """Events of a run after ``after_seq`` until its end (or, with no run, every run's live events)."""
+        if run_id is not None:
+            run = await self.store.get_run(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
+            if run.status.is_terminal and after_seq >= await self.store.last_seq(run_id):
+                return
+        async for ev in self.hub.watch(run_id, after_seq=after_seq):
+            yield ev
+            # a resubmitted run has several ends in its log: only the latest one ends the stream
+            if run_id is not None and _is_run_end(ev) and ev.seq >= await self.store.last_seq(run_id):
+                return
 
     def capacity(self) -> int | None:
         limit = self.settings.max_parallel_total

@@ -28,6 +28,10 @@ class TaskSet:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
+    def names(self) -> list[str]:
+        """Names of the tasks still running (without the owner prefix)."""
+        return [t.get_name().split(":", 1)[-1] for t in self._tasks]
+
     def __len__(self) -> int:
         return len(self._tasks)
 

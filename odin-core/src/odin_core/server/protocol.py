@@ -84,7 +84,7 @@ def parse(frame: str | bytes) -> Request:
     """A request from one frame; raises BadFrame (with the extra keys found, if any)."""
     try:
         msg = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise BadFrame(f"frame is not JSON: {e}") from e
     if not isinstance(msg, dict):
         raise BadFrame(f"a request is a JSON object, not {type(msg).__name__}")
