@@ -9,41 +9,26 @@ worker's inbox. Everything a worker knows can be rebuilt from the store, which i
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import constants as C
-from .dag import DagState, Plan
-from .errors import Conflict, NotFound, OdinError, TemporaryError
-from .executors.base import Executor, Launch
+from .dag import DagState
+from .errors import Conflict, NotFound
+from .executors.base import Executor
 from .hub import Hub
 from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
 from .settings import EngineSettings
-from .spec import instantiate, new_pipe_id, resolve_references, spec_from_dict, spec_to_dict, task_id
+from .spec import instantiate, new_pipe_id, spec_from_dict, spec_to_dict
 from .spec.model import PipelineSpec, TaskSpec
 from .store.base import JobStore
 from .tasks import TaskSet
+from .worker import RunWorker, Stop
 
 log = logging.getLogger("odin.engine")
-
-
-@dataclass(frozen=True)
-class _Stop:
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Wake:
-    pass
 
 
 class Engine:
@@ -115,7 +100,7 @@ class Engine:
             for run_id, worker in list(self._workers.items()):
                 rec = await self.store.get_run(run_id)
                 if rec is not None and rec.stop_requested and not worker.state.run.stop_requested:
-                    worker.inbox.put_nowait(_Stop(rec.message or "stopped by user"))
+                    worker.inbox.put_nowait(Stop(rec.message or "stopped by user"))
             if self._adopt:
                 await self.adopt_orphans()
 
@@ -210,7 +195,7 @@ class Engine:
             raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         worker = self._workers.get(run_id)
         if worker is not None:
-            worker.inbox.put_nowait(_Stop(reason))
+            worker.inbox.put_nowait(Stop(reason))
         elif not run.status.is_terminal and await self.store.request_stop(run_id, reason):
             await self.start(adopt=self._adopt)
             await self.adopt_orphans(run_id)
@@ -267,158 +252,6 @@ class Engine:
                 w.poke()
 
 
-class RunWorker:
-    def __init__(self, engine: Engine, state: DagState, seq: int) -> None:
-        self.engine = engine
-        self.state = state
-        self.seq = seq
-        self.inbox: asyncio.Queue[AttemptUpdate | _Stop | _Wake] = asyncio.Queue()
-
-    @property
-    def run_id(self) -> str:
-        return self.state.run.run_id
-
-    def poke(self) -> None:
-        self.inbox.put_nowait(_Wake())
-
-    async def run(self) -> None:
-        try:
-            await self._loop()
-        except asyncio.CancelledError:  # the engine is closing: the run stays active for a successor
-            self.engine._workers.pop(self.run_id, None)
-            raise
-        except Exception as e:  # keep the run's record honest even when the engine has a bug
-            log.exception("run %s: internal error", self.run_id)
-            await self._crash(e)
-        await self._tell_executor()
-        self.engine._finished(self.run_id)
-
-    async def _loop(self) -> None:
-        while True:
-            plan = self.state.decide(time.time(), self.engine.capacity())
-            await self._persist(plan)
-            await self._act(plan)
-            if self.state.run.status.is_terminal:
-                return
-            if not self.inbox.empty():
-                self._drain()
-                continue
-            timeout = None if plan.wake_at is None else max(plan.wake_at - time.time(), 0)
-            with contextlib.suppress(TimeoutError):
-                self._apply(await asyncio.wait_for(self.inbox.get(), timeout))
-            self._drain()
-
-    def _drain(self) -> None:
-        while not self.inbox.empty():
-            self._apply(self.inbox.get_nowait())
-
-    def _apply(self, item: AttemptUpdate | _Stop | _Wake) -> None:
-        if isinstance(item, AttemptUpdate):
-            self.state.update(item, time.time())
-        elif isinstance(item, _Stop):
-            self.state.request_stop(item.reason)
-
-    async def _persist(self, plan: Plan) -> None:
-        if not plan.changed and plan.run is None:
-            return
-        run_first = plan.run is not None and not plan.run.status.is_terminal
-        events = [self._run_event(plan.run)] if run_first and plan.run else []
-        events += [self._task_event(r) for r in plan.changed]
-        if plan.run is not None and not run_first:
-            events.append(self._run_event(plan.run))
-        latest = list({r.name: r for r in plan.changed}.values())
-        await asyncio.shield(self.engine.store.commit(plan.run, latest, events))
-        self.engine.hub.publish(events)
-
-    def _next(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def _task_event(self, r: TaskRecord) -> Event:
-        data: dict[str, Any] = {"attempt": r.attempt}
-        if r.exit_code is not None:
-            data["exit_code"] = r.exit_code
-        if r.resource_id:
-            data["resource_id"] = r.resource_id
-        return Event(self.run_id, self._next(), time.time(), "task", r.status.value, r.name, r.message, data)
-
-    def _run_event(self, run: RunRecord) -> Event:
-        return Event(self.run_id, self._next(), time.time(), "run", run.status.value, message=run.message)
-
-    async def _act(self, plan: Plan) -> None:
-        for rec in plan.kills:
-            await self._kill(rec)
-        if plan.starts:
-            await asyncio.gather(*(self._start(rec) for rec in plan.starts))
-
-    async def _kill(self, rec: TaskRecord) -> None:
-        try:
-            await self.engine.executor.kill(rec)
-        except Exception:
-            log.exception("run %s: could not kill %s", self.run_id, rec.name)
-
-    async def _start(self, rec: TaskRecord) -> None:
-        try:
-            launch = self._launch(rec)
-            resource_id = await self.engine.executor.submit(launch)
-        except OdinError as e:
-            permanent = not isinstance(e, TemporaryError)
-            self.state.fail_start(rec.name, str(e), time.time(), permanent=permanent)
-            return
-        except Exception as e:
-            log.exception("run %s: submit of %s failed", self.run_id, rec.name)
-            self.state.fail_start(rec.name, f"submit failed: {e}", time.time(), permanent=False)
-            return
-        self.inbox.put_nowait(
-            AttemptUpdate(self.run_id, rec.name, rec.attempt, TaskStatus.PENDING, resource_id=resource_id)
-        )
-
-    def _launch(self, rec: TaskRecord) -> Launch:
-        spec = self.state.tasks[rec.name]
-        task = _replace_task(
-            spec,
-            args=tuple(resolve_references(list(spec.args), self._lookup)),
-            env=resolve_references(dict(spec.env), self._lookup),
-            inputs=tuple(resolve_references(list(spec.inputs), self._lookup)),
-        )
-        run_path = str(self.engine.data_path / self.run_id)
-        work_path = str(self.state.spec.path or self.engine.root_path / self.state.spec.job)
-        env = {
-            C.ENV_TASK_ID: task_id(self.run_id, rec.name),
-            C.ENV_TASK_NAME: rec.name,
-            C.ENV_PIPE_ID: self.run_id,
-            C.ENV_ATTEMPT: str(rec.attempt),
-            C.ENV_RUN_PATH: run_path,
-            C.ENV_TASK_PATH: f"{run_path}/{rec.name}",
-            C.ENV_WORK_PATH: work_path,
-            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in task.env.items()},
-        }
-        self.state.set_args(rec.name, task.args)
-        return Launch(self.run_id, task, rec.attempt, work_path=work_path, run_path=run_path, env=env)
-
-    def _lookup(self, name: str) -> dict[str, Any]:
-        rec = self.state.records[name]
-        return {**rec.to_record(), "id": rec.task_id, "task": rec.task_id}
-
-    async def _tell_executor(self) -> None:
-        try:
-            await self.engine.executor.run_finished(self.run_id, list(self.state.records.values()))
-        except Exception:
-            log.exception("run %s: executor failed to handle the end of the run", self.run_id)
-
-    async def _crash(self, error: Exception) -> None:
-        for rec in self.state.records.values():
-            if rec.status.is_active:
-                await self._kill(rec)
-        run = self.state.run.evolve(
-            status=RunStatus.TERMINATED, completed=time.time(), message=f"internal error: {error!r}"
-        )
-        self.state.run = run
-        events = [self._run_event(run)]
-        await asyncio.shield(self.engine.store.commit(run, (), events))
-        self.engine.hub.publish(events)
-
-
 def _task_record(run_id: str, t: TaskSpec) -> TaskRecord:
     return TaskRecord(
         run_id,
@@ -443,10 +276,6 @@ def _restart(t: TaskRecord) -> TaskRecord:
         resource_id="",
         message="resubmitted",
     )
-
-
-def _replace_task(spec: TaskSpec, **changes: Any) -> TaskSpec:
-    return dataclasses.replace(spec, **changes)
 
 
 def _is_run_end(ev: Event) -> bool:
