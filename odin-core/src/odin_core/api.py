@@ -93,9 +93,11 @@ class Odin:
         """Validate the pipeline in ``job_dir`` (SpecError lists every problem) and start a run."""
         job_dir = Path(job_dir).resolve()
         root = self.engine.root_path.resolve()
-        spec = load_pipeline(job_dir, root=root if job_dir.is_relative_to(root) else job_dir.parent)
+        base = root if job_dir.is_relative_to(root) else job_dir.parent
+        spec = await asyncio.to_thread(load_pipeline, job_dir, root=base)  # file I/O and git: off the loop
+        version = await asyncio.to_thread(git_version, job_dir)
         await self.engine.start(adopt=adopt)
-        return await self.engine.submit(spec, run_id=run_id, version=git_version(job_dir))
+        return await self.engine.submit(spec, run_id=run_id, version=version)
 
     def watch(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event]:
         return self.engine.watch(run_id, after_seq=after_seq)

@@ -1,11 +1,14 @@
 """The ``odin`` command: runs pipelines in-process on the embedded default and inspects their runs.
 
 Every command opens the engine on ``$ODIN_HOME`` (SQLite store, local executor); ``--home``
-overrides it. ``odin run`` is itself the engine of the run it starts.
+overrides it. ``odin run`` is itself the engine of the run it starts. With ``--server URL`` the
+same commands drive a remote core (``odin-core serve``) over its WebSocket protocol instead.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 from pathlib import Path
 
 import click
@@ -17,9 +20,32 @@ from .commands_spec import show_cmd, validate_cmd
 from .common import CliState
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+REMOTE_JOB_NOTE = "With --server, DIR is a job path relative to the server's --root-path (it need not exist here)."
 
 
-@click.group(context_settings=CONTEXT)
+class OdinGroup(click.Group):
+    """With --server, `odin run DIR` names a job on the server: DIR is not checked against this machine's files."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is run_cmd and ctx.params.get("server"):
+            command = copy.copy(command)
+            command.help = f"{inspect.cleandoc(command.help or '')}\n\n{REMOTE_JOB_NOTE}"
+            command.params = [_remote_path(p) for p in command.params]
+        return name, command, rest
+
+
+def _remote_path(param: click.Parameter) -> click.Parameter:
+    if not isinstance(param.type, click.Path) or not param.type.exists:
+        return param
+    param = copy.copy(param)
+    param.type = click.Path(file_okay=False, path_type=Path)
+    return param
+
+
+@click.group(cls=OdinGroup, context_settings=CONTEXT)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -48,10 +74,31 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     default=None,
     help="Namespace for --executor kubernetes. [env: ODIN_NAMESPACE; default: default]",
 )
+@click.option(
+    "--server",
+    envvar="ODIN_SERVER",
+    default=None,
+    metavar="URL",
+    help="Drive a remote core (`odin-core serve`, e.g. ws://127.0.0.1:30000) instead of the engine here; "
+    "run/status/logs/data/events/cleanup/stop go to it, and `odin run DIR` names a job path relative to the "
+    "server's --root-path. validate and show still read local directories. [env: ODIN_SERVER]",
+)
+@click.option(
+    "--token",
+    envvar="ODIN_TOKEN",
+    default=None,
+    help="Token (or JWT) presented to --server as `Authorization: Bearer`. [env: ODIN_TOKEN]",
+)
 @click.version_option(__version__, prog_name="odin")
 @click.pass_context
 def cli(
-    ctx: click.Context, home: Path | None, executor: str | None, kubeconfig: Path | None, namespace: str | None
+    ctx: click.Context,
+    home: Path | None,
+    executor: str | None,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Odin runs ML pipelines: a directory with main.yml whose tasks form a DAG.
 
@@ -63,8 +110,12 @@ def cli(
       odin logs <run id>--greet       a task's log
       odin --executor kubernetes --kubeconfig ~/.kube/config run samples/hello
                                       run it on a cluster, one Pod per task
+      odin --server ws://127.0.0.1:30000 run hello
+                                      run the job `hello` (under the server's --root-path) on a remote core
     """
-    ctx.obj = CliState(home=home, executor=executor, kubeconfig=kubeconfig, namespace=namespace)
+    ctx.obj = CliState(
+        home=home, executor=executor, kubeconfig=kubeconfig, namespace=namespace, server=server, token=token
+    )
 
 
 for command in (run_cmd, status_cmd, logs_cmd, data_cmd, events_cmd, cleanup_cmd, show_cmd, validate_cmd, stop_cmd):

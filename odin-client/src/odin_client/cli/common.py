@@ -53,6 +53,8 @@ class CliState:
     executor: str | None = None
     kubeconfig: Path | None = None
     namespace: str | None = None
+    server: str | None = None  # ws://host:port of an `odin-core serve`: commands use it instead of the engine here
+    token: str | None = None
 
     def settings(self) -> Settings:
         env = dict(os.environ)
@@ -107,6 +109,19 @@ async def open_odin(settings: Settings) -> AsyncIterator[Any]:
         await odin.close()
 
 
+@asynccontextmanager
+async def open_backend(cli_state: CliState) -> AsyncIterator[Any]:
+    """What commands drive: the remote core given by --server, else the in-process engine."""
+    if cli_state.server:
+        from ..remote import RemoteOdin
+
+        async with RemoteOdin(cli_state.server, token=cli_state.token) as remote:
+            yield remote
+        return
+    async with open_odin(cli_state.settings()) as odin:
+        yield odin
+
+
 def print_problems(error: SpecError, console: Console) -> None:
     """Every problem on its own line: ``file:line:col: field: message (hint)``."""
     for problem in error.problems:
@@ -142,14 +157,15 @@ def run_async(coro: Coroutine[Any, Any, T], *, spec_exit: int = EXIT_INVALID) ->
 
 
 def engine_command(fn: Callable[..., Awaitable[int | None]]) -> Callable[..., None]:
-    """Turn ``async def cmd(odin, **options) -> exit code`` into a click callback using the embedded engine."""
+    """Turn ``async def cmd(odin, **options) -> exit code`` into a click callback using the embedded engine
+    (or, with ``--server``, a ``RemoteOdin``: the same API over the core's WebSocket protocol)."""
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> None:
-        settings = state(click.get_current_context()).settings()
+        cli_state = state(click.get_current_context())
 
         async def body() -> int | None:
-            async with open_odin(settings) as odin:
+            async with open_backend(cli_state) as odin:
                 return await fn(odin, **kwargs)
 
         code = run_async(body())

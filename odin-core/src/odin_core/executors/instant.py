@@ -37,7 +37,8 @@ class InstantExecutor(Executor):
         container: str | None = None,
         until: Callable[[], Awaitable[bool]] | None = None,
     ) -> AsyncIterator[str]:
-        for line in ():
+        nothing: tuple[str, ...] = ()
+        for line in nothing:
             yield line
 
     async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:

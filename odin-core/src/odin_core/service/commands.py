@@ -25,6 +25,7 @@ from .protocol import (
     legacy_event,
     progress_line,
     status_entry,
+    wire_record,
 )
 
 Reply = tuple[str, Any]
@@ -126,7 +127,7 @@ async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 
 async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    yield OK, {"success": True, "jobs": await s.odin.data(_field(payload, "resource"))}
+    yield OK, {"success": True, "jobs": wire_record(await s.odin.data(_field(payload, "resource")))}
 
 
 async def events(s: Session, payload: Any) -> AsyncIterator[Reply]:

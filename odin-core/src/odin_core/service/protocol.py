@@ -99,10 +99,23 @@ def task_entry(t: TaskRecord) -> dict[str, Any]:
     }
 
 
+_TIMES = ("submitted", "started", "completed", "retry_at", "deadline")
+
+
+def wire_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A run or task record as sent: its timestamps as ISO 8601 strings (tasks too)."""
+    out: dict[str, Any] = {k: iso(v) if k in _TIMES and isinstance(v, int | float) else v for k, v in record.items()}
+    tasks = out.get("tasks")
+    if isinstance(tasks, list):
+        out["tasks"] = [wire_record(t) for t in tasks]
+    return out
+
+
 def status_entry(view: RunView) -> dict[str, Any]:
     r = view.run
     record = r.to_record()
     record["tasks"] = [t.to_record() for t in view.tasks]
+    record = wire_record(record)
     return {
         "pipeline_status": {
             "label": r.run_id,

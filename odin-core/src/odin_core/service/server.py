@@ -44,7 +44,7 @@ class ServiceSettings:
     max_message_bytes: int = 1 << 20
     max_in_flight: int = 64
     """Requests in flight per connection; more get ERROR too_busy."""
-    ping_interval_s: float = 20.0
+    ping_interval_s: float | None = 20.0
     ping_timeout_s: float = 20.0
     shutdown_grace_s: float = 10.0
     """How long one-shot replies in flight may take to finish at shutdown."""
@@ -124,12 +124,13 @@ class Service:
         self.verify = make_verifier(token=settings.token, jwt_secret=settings.jwt_secret)
         self._server: Server | None = None
         self._connections: set[Connection] = set()
+        self._url = ""
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = next(iter(self._server.sockets)).getsockname()[:2]
-        return f"ws://{host}:{port}"
+        if not self._url:
+            raise RuntimeError("the service is not started")
+        return self._url
 
     async def start(self) -> None:
         await self.odin.engine.start(adopt=True)
@@ -144,11 +145,13 @@ class Service:
             process_request=self._check_token,
             server_header="odin-core",
         )
+        host, port = next(iter(self._server.sockets)).getsockname()[:2]
+        self._url = f"ws://{host}:{port}"
         log.info("odin-core serving on %s (root %s, executor %s)", self.url, s.root_path, self.odin.executor.name)
 
     def _check_token(self, conn: ServerConnection, request: Request) -> Response | None:
         token = bearer(request.headers.get("Authorization"))
-        if token is not None and (self.verify is None or not self.verify(token)):
+        if token is not None and self.verify is not None and not self.verify(token):
             return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid bearer token\n")
         return None
 

@@ -1,0 +1,74 @@
+"""Helpers of the server tests: the jobs, the schemas, and a legacy-style client."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from websockets.asyncio.client import connect
+
+PY = sys.executable
+JOBS = {
+    "hello": f"""
+        name: hello
+        tasks:
+          - {{name: greet, image: busybox, command: {PY}, args: ["-c", "print('hello from $TASK_ID')"]}}
+        """,
+    "chain": f"""
+        name: chain
+        tasks:
+          - {{name: a, image: busybox, command: {PY}, args: ["-c", "pass"]}}
+          - {{name: b, image: busybox, command: {PY}, args: ["-c", "pass"], depends: a}}
+          - {{name: c, image: busybox, command: {PY}, args: ["-c", "pass"], depends: b}}
+          - {{name: d, image: busybox, command: {PY}, args: ["-c", "pass"], depends: c}}
+        """,
+    "slow": f"""
+        name: slow
+        tasks:
+          - {{name: wait, image: busybox, command: {PY}, args: ["-c", "import time; time.sleep(60)"]}}
+        """,
+    "flaky": f"""
+        name: flaky
+        tasks:
+          - {{name: ok, image: busybox, command: {PY}, args: ["-c", "pass"]}}
+          - name: gate
+            image: busybox
+            command: {PY}
+            args: ["-c", "import os,sys; sys.exit(0 if os.path.exists('$ROOT_PATH/fixed') else 3)"]
+            depends: ok
+        """,
+    "team/bad": """
+        name: bad
+        tasks:
+          - {name: a_b, image: x}
+        """,
+}
+
+
+def schema(name: str) -> dict[str, Any]:
+    return json.loads(resources.files("odin_core.service").joinpath("schemas", name).read_text())
+
+
+def check(instance: Any, name: str) -> None:
+    jsonschema.validate(instance, schema(name), format_checker=jsonschema.FormatChecker())
+
+
+async def legacy(url: str, command: str, request: Any, **extra: Any) -> list[dict[str, Any]]:
+    """As the first Odin's clients do: one connection per request, read until END or the first OK/ERROR
+    (streams: until END or ERROR). Every reply is checked against the reply schema and echoes the extras."""
+    follow = command in {"START", "LOGS", "WATCH"}
+    follow = follow and not (isinstance(request, dict) and request.get("watch") is False)
+    replies = []
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"command": command, "request": request, **extra}))
+        async for frame in ws:
+            msg = json.loads(frame)
+            check(msg, "reply.json")
+            assert all(msg[k] == v for k, v in extra.items()), msg
+            replies.append(msg)
+            if msg["status"] in ("ERROR", "END") or (msg["status"] == "OK" and not follow):
+                break
+    return replies
