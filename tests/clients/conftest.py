@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from odin_core.api import Odin
-from odin_core.service import Service, ServiceSettings, serve_odin
-from odin_core.settings import Settings
 
 PY = sys.executable
 
@@ -47,30 +42,3 @@ def root(tmp_path: Path) -> Path:
         (base / job).mkdir(parents=True)
         (base / job / "main.yml").write_text(textwrap.dedent(text))
     return base
-
-
-@pytest.fixture
-async def odin(tmp_path: Path, root: Path) -> AsyncIterator[Odin]:
-    o = await Odin.open(Settings.from_env({"ODIN_HOME": str(tmp_path / "home")}), root=root)
-    yield o
-    await o.close()
-
-
-@pytest.fixture
-async def make_server(odin: Odin, root: Path) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
-    started: list[Any] = []
-
-    async def make(**settings: Any) -> Service:
-        ctx = serve_odin(odin, ServiceSettings(**{"host": "127.0.0.1", "port": 0, "root_path": root, **settings}))
-        server = await ctx.__aenter__()
-        started.append(ctx)
-        return server
-
-    yield make
-    for ctx in reversed(started):
-        await ctx.__aexit__(None, None, None)
-
-
-@pytest.fixture
-async def server(make_server: Callable[..., Awaitable[Service]]) -> Service:
-    return await make_server()

@@ -1,0 +1,45 @@
+"""Fixtures shared by the suites that talk to a real core server (tests/server, tests/clients).
+
+Each suite defines ``root``: the pipelines root with the jobs it needs. These fixtures put the
+in-process engine on it and serve it on a free loopback port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from odin_core.api import Odin
+from odin_core.service import Service, ServiceSettings, serve_odin
+from odin_core.settings import Settings
+
+
+@pytest.fixture
+async def odin(tmp_path: Path, root: Path) -> AsyncIterator[Odin]:
+    """The engine in this process, its store and run data in ``tmp_path/home``."""
+    o = await Odin.open(Settings.from_env({"ODIN_HOME": str(tmp_path / "home")}), root=root)
+    yield o
+    await o.close()
+
+
+@pytest.fixture
+async def make_server(odin: Odin, root: Path) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
+    """Start a server (settings may be overridden); every one started is stopped at the end."""
+    started: list[Any] = []
+
+    async def make(**settings: Any) -> Service:
+        ctx = serve_odin(odin, ServiceSettings(**{"host": "127.0.0.1", "port": 0, "root_path": root, **settings}))
+        server = await ctx.__aenter__()
+        started.append(ctx)
+        return server
+
+    yield make
+    for ctx in reversed(started):
+        await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def server(make_server: Callable[..., Awaitable[Service]]) -> Service:
+    return await make_server()
