@@ -27,6 +27,8 @@ def peak_rss_mib() -> float:
 
 
 def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(round(p / 100 * (len(ordered) - 1)), len(ordered) - 1)]
 

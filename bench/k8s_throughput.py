@@ -24,6 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import percentile
 from odin_core.engine import Engine
 from odin_core.executors.kubernetes import KubernetesExecutor
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
@@ -35,13 +37,6 @@ from odin_core.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 DURATION_ANNOTATION = "odin.ml/simulate-duration"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(int(q * len(values)), len(values) - 1)]
 
 
 def usage() -> tuple[float, int]:
@@ -139,8 +134,8 @@ async def floor(client: KubeClient, ns: str, n: int, duration: str, timeout_s: f
     return {
         "elapsed_s": elapsed,
         "per_min": n / elapsed * 60,
-        "p50": pct(lat, 0.5),
-        "p99": pct(lat, 0.99),
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
         "cpu_s": cpu1 - cpu0,
         "rss_mib": rss / 1024,
     }
@@ -192,8 +187,8 @@ async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Pat
     return {
         "elapsed_s": elapsed,
         "per_min": n / elapsed * 60,
-        "p50": pct(lat, 0.5),
-        "p99": pct(lat, 0.99),
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
         "cpu_s": cpu1 - cpu0,
         "rss_mib": rss / 1024,
         "done": sum(s is RunStatus.DONE for s in statuses),

@@ -8,7 +8,7 @@ last sequence number it saw, so it loses nothing and sees nothing twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from .model import Event
@@ -40,9 +40,7 @@ class Hub:
                     sub.lagged = True
                     break
 
-    async def watch(
-        self, run_id: str | None, *, after_seq: int = 0, until: Callable[[Event], bool] | None = None
-    ) -> AsyncIterator[Event]:
+    async def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event]:
         """Events after ``after_seq``: the stored backlog, then live ones, in order, each once.
 
         Events are persisted before they are published, so whatever a gap or a lag hides is in
@@ -60,8 +58,6 @@ class Hub:
                     for ev in await self.store.events(run_id, after_seq=last) if run_id else []:
                         last = ev.seq
                         yield ev
-                        if until is not None and until(ev):
-                            return
                 ev = await sub.queue.get()
                 if run_id is not None:
                     if ev.seq <= last:
@@ -71,7 +67,5 @@ class Hub:
                         continue
                     last = ev.seq
                 yield ev
-                if until is not None and until(ev):
-                    return
         finally:
             self._subs.discard(sub)

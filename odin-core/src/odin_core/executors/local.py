@@ -165,7 +165,7 @@ class LocalExecutor(Executor):
         until: Callable[[], Awaitable[bool]] | None = None,
     ) -> AsyncIterator[str]:
         path = log_path(self.data_path / record.run_id, record.name)
-        text = path.read_text(errors="replace") if path.exists() else ""
+        text = await asyncio.to_thread(_read_text, path)
         all_lines = text.splitlines(keepends=True)
         partial = "" if text.endswith("\n") or not all_lines else all_lines.pop()
         for line in all_lines[-lines:] if lines else all_lines:
@@ -188,14 +188,22 @@ class LocalExecutor(Executor):
         await self._tasks.close()
 
 
+def _read_from(path: Path, offset: int) -> bytes:
+    if not path.exists():
+        return b""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 async def _tail(path: Path, offset: int, until: Callable[[], Awaitable[bool]] | None) -> AsyncIterator[str]:
     buf = b""
     while True:
-        chunk = b""
-        if path.exists():
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
+        chunk = await asyncio.to_thread(_read_from, path, offset)
         offset += len(chunk)
         buf += chunk
         *done, buf = buf.split(b"\n")
