@@ -26,7 +26,8 @@ async def test_status_data_events_logs_show_cleanup(server):
     (entry,) = status["response"]
     check(entry, "status_entry.json")
     assert entry["pipeline_status"]["status"] == "DONE"
-    assert entry["task_statuses"][0]["status"] == "SUCCEEDED"
+    assert entry["task_statuses"][0]["status"] == "executed"
+    assert set(entry) == {"pipeline_status", "task_statuses"}  # exactly the first Odin's shape
 
     (data,) = await legacy(server.url, "DATA", {"resource": f"{run_id}--greet"})
     check(data["response"], "data.json")

@@ -318,7 +318,7 @@ class RemoteOdin:
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
-        entries = await self.request("STATUS", pattern)
+        entries = await self.request("STATUS", {"pattern": pattern, "odin": True})
 
         async def record(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get("record"), dict):
