@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from ..api import Odin
 from ..errors import AuthError, InvalidRequest, NotFound
-from ..model import Event
+from ..hub import Lagged
 from ..spec import load_pipeline, validate_pipeline
 from . import inputs as i
 from .auth import Grant, Verifier
@@ -202,7 +202,7 @@ async def watch(s: Session, payload: Any) -> AsyncIterator[Reply]:
         yield END, run_id
         return
     async for item in s.odin.engine.watch(None):
-        yield OK, event_entry(item) if isinstance(item, Event) else lagged_entry(item)
+        yield OK, lagged_entry(item) if isinstance(item, Lagged) else event_entry(item)
 
 
 async def cancel(s: Session, payload: Any) -> AsyncIterator[Reply]:

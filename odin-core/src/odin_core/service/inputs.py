@@ -7,18 +7,16 @@ value (``../../victim``, an absolute path, a NUL byte, a 10 kB name, a link out 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from ..constants import MAIN_FILE
 from ..errors import InvalidRequest, NotFound
-from ..spec.ids import MAX_ID_LENGTH, check_run_id
+from ..spec.ids import check_run_id, split_resource
 
 MAX_TEXT = 1024  # patterns, reasons, job paths: far longer than any real one
 MAX_PATH_PART = 255  # NAME_MAX of every common file system
 MAX_SEQ = 2**62  # fits every store's integer column
-_TASK = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def field(payload: Any, key: str, *, required: bool = True) -> Any:
@@ -56,14 +54,8 @@ def run_id(value: Any) -> str:
 
 def resource(value: Any) -> str:
     """``<run id>`` or ``<run id>--<task>``: both parts checked before the id is used anywhere."""
-    if not isinstance(value, str):
-        raise InvalidRequest("a resource is a run id or a task id (<run id>--<task>)")
-    run, sep, task = value.partition("--")
-    check_run_id(run)
-    if sep and (len(task) > MAX_ID_LENGTH or not _TASK.fullmatch(task)):
-        shown = repr(task if len(task) <= 80 else task[:80] + "...")
-        raise InvalidRequest(f"invalid task name {shown} in {value[:160]!r}: a task name is a DNS label")
-    return value
+    split_resource(value)
+    return str(value)
 
 
 def seq(value: Any, what: str) -> int:

@@ -12,7 +12,6 @@ MAX_ID_LENGTH = 63  # a DNS-1123 label, the strictest name Kubernetes asks for
 SUFFIX_LENGTH = 8
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def task_id(pipe_id: str, task_name: str) -> str:
@@ -34,21 +33,39 @@ def new_pipe_id(name: str) -> str:
     return f"{base}-{suffix}"
 
 
-def check_run_id(value: object) -> str:
-    """``value`` when it is a valid run id, else InvalidRequest saying why.
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
-    A run id names a directory under the data path, Kubernetes objects and labels, so it must be a DNS-1123
-    label (lowercase letters, digits and ``-``, at most 63 characters) without ``--``, which separates a run id
-    from a task name in a task id. Anything else (``..``, ``/``, NUL, upper case) is refused before use.
-    """
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest("a run id is a non-empty string such as 'mnist-4k2j9x0b'")
-    shown = repr(value if len(value) <= 80 else value[:80] + "...")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidRequest(f"invalid run id {shown}: longer than {MAX_ID_LENGTH} characters")
-    if not _LABEL.fullmatch(value) or "--" in value:
-        raise InvalidRequest(
-            f"invalid run id {shown}: a run id is a DNS label (lowercase letters, digits and '-', starting and "
-            "ending with a letter or digit) without '--'"
-        )
+
+def _check_label(value: object, what: str, example: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"a {what} is a string such as {example!r}, not {type(value).__name__}")
+    shown = repr(value[:80]) + ("…" if len(value) > 80 else "")
+    rule = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+    if len(value) > MAX_ID_LENGTH or not _LABEL.fullmatch(value):
+        raise InvalidRequest(f"invalid {what} {shown}: a {what} is a DNS label ({rule})", value=shown)
     return value
+
+
+def check_run_id(value: object) -> str:
+    """``value`` when it is a valid run id: a DNS-1123 label of at most 63 characters without ``--``.
+
+    Every run id that comes from outside (CLI, WebSocket, HTTP, Python API) passes here before it
+    names a record, a directory or a Kubernetes object, so none can climb out of its root (``../x``).
+    """
+    run_id = _check_label(value, "run id", "train-1a2b3c4d")
+    if "--" in run_id:
+        raise InvalidRequest(f"invalid run id {run_id!r}: '--' separates a run id from a task name (<run id>--<task>)")
+    return run_id
+
+
+def check_task_name(value: object) -> str:
+    """``value`` when it is a valid task name (a DNS-1123 label)."""
+    return _check_label(value, "task name", "train")
+
+
+def split_resource(resource: object) -> tuple[str, str | None]:
+    """``<run id>--<task>`` → (run id, task); a plain run id → (run id, None); both parts validated."""
+    if not isinstance(resource, str):
+        raise InvalidRequest(f"a resource is a run id or <run id>--<task>, not {type(resource).__name__}")
+    run_id, sep, task = resource.partition("--")
+    return check_run_id(run_id), (check_task_name(task) if sep else None)
