@@ -53,8 +53,8 @@ class ServiceSettings:
     def check(self) -> None:
         if not is_loopback(self.host) and self.token is None and self.jwt_secret is None:
             raise InvalidRequest(
-                f"refusing to listen on {self.host} without authentication: give --token or --jwt-secret "
-                "(or listen on 127.0.0.1)"
+                f"refusing to listen on {self.host} without authentication: give --token-file or "
+                "--jwt-secret-file (or set ODIN_TOKEN / ODIN_JWT_SECRET), or listen on 127.0.0.1"
             )
 
 
@@ -173,16 +173,21 @@ class Service:
     async def start(self) -> None:
         await self.odin.engine.start(adopt=True)
         s = self.settings
-        self._server = await serve(
-            self._handle,
-            s.host,
-            s.port,
-            max_size=s.max_message_bytes,
-            ping_interval=s.ping_interval_s,
-            ping_timeout=s.ping_timeout_s,
-            process_request=self._check_token,
-            server_header="odin-core",
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                s.host,
+                s.port,
+                max_size=s.max_message_bytes,
+                ping_interval=s.ping_interval_s,
+                ping_timeout=s.ping_timeout_s,
+                process_request=self._check_token,
+                server_header="odin-core",
+            )
+        except OSError as e:
+            raise InvalidRequest(
+                f"cannot listen on {s.host}:{s.port}: {e.strerror or e} (is another server using it? pick --port)"
+            ) from e
         host, port = next(iter(self._server.sockets)).getsockname()[:2]
         self._url = f"ws://{host}:{port}"
         log.info("odin-core serving on %s (root %s, executor %s)", self.url, s.root_path, self.odin.executor.name)
@@ -224,8 +229,8 @@ class Service:
             if all(_only_streams(c) for c in self._connections):
                 break
             await asyncio.sleep(0.05)
-        for conn in list(self._connections):
-            await conn.ws.close(GOING_AWAY, "server shutting down")
+        # all at once: a client that stopped reading holds its close for close_timeout, not everyone's
+        await asyncio.gather(*(c.ws.close(GOING_AWAY, "server shutting down") for c in list(self._connections)))
         await self._server.wait_closed()
         self._server = None
 
