@@ -337,7 +337,7 @@ class RemoteOdin:
         return decode_record(await self._data(resource))
 
     async def _data(self, resource: str) -> dict[str, Any]:
-        reply = await self.request("DATA", {"resource": resource})
+        reply = await self.request("DATA", {"resource": resource, "odin": True})
         record: dict[str, Any] = reply["jobs"]
         return record
 

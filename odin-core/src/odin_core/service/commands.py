@@ -24,6 +24,7 @@ from .protocol import (
     OK,
     PROTOCOL_VERSION,
     cleanup_entry,
+    data_record,
     event_entry,
     iso,
     lagged_entry,
@@ -109,8 +110,10 @@ async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 
 async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
+    """The record of a run or task; with ``"odin": true`` exactly Odin's record, else with the first Odin's
+    names added (``label``, ``submit_time``, a run's ``executed`` / ``executing`` / ``waiting``)."""
     record = await s.odin.data(i.resource(i.field(payload, "resource")))
-    yield OK, {"success": True, "jobs": wire_record(record)}
+    yield OK, {"success": True, "jobs": wire_record(record) if i.flag(payload, "odin") else data_record(record)}
 
 
 async def events(s: Session, payload: Any) -> AsyncIterator[Reply]:

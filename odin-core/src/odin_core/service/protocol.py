@@ -163,6 +163,25 @@ def wire_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def data_record(record: dict[str, Any]) -> dict[str, Any]:
+    """DATA's record: Odin's own fields, plus the first Odin's names for them, so scripts reading ``label``,
+    ``submit_time`` or a run's ``executed`` list keep working."""
+    out = wire_record(record)
+    legacy: dict[str, Any] = {"submit_time": out.get("submitted"), "completion_time": out.get("completed")}
+    tasks = out.get("tasks")
+    if isinstance(tasks, list):  # a run
+        run = RunStatus(out["status"])
+        lists: dict[str, list[str]] = {"executed": [], "executing": [], "waiting": []}
+        for t in tasks:
+            state = legacy_task_status(TaskStatus(t["status"]), run)
+            lists["executing" if state == "terminated" else state].append(f"{t['run_id']}--{t['name']}")
+        legacy |= {"label": out["run_id"], "error_message": out.get("message") or None, **lists}
+        legacy["jobs"] = [f"{t['run_id']}--{t['name']}" for t in tasks]
+    else:  # a task
+        legacy |= {"label": f"{out['run_id']}--{out['name']}", "parent": out["run_id"]}
+    return {**legacy, **out}
+
+
 def status_entry(view: RunView, *, full: bool = False) -> dict[str, Any]:
     """A STATUS entry: the first Odin's ``pipeline_status`` and ``task_statuses`` with exactly its fields, tasks
     in its order (executed, executing, waiting); with ``full`` also ``record``, the run as DATA returns it."""
