@@ -43,6 +43,11 @@ JOBS = {
             args: ["-c", "import os,sys; sys.exit(0 if os.path.exists('$ROOT_PATH/fixed') else 3)"]
             depends: ok
         """,
+    "ner": f"""
+        name: bert.ner
+        tasks:
+          - {{name: tag, image: busybox, command: {PY}, args: ["-c", "pass"]}}
+        """,
     "team/bad": """
         name: bad
         tasks:
