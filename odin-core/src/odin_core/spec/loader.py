@@ -25,24 +25,28 @@ VARIABLE_FIELDS = ("args", "env", "inputs", "outputs")  # where $VARS are substi
 REFERENCE_FIELDS = ("args", "env", "inputs")  # where ^task references are resolved
 
 
-def load_pipeline(job_dir: str | Path, *, root: Path | None = None) -> PipelineSpec:
-    """The validated pipeline of ``job_dir``; raises :class:`SpecError` listing every problem."""
-    spec, problems = _load(Path(job_dir), root)
+def load_pipeline(job_dir: str | Path, *, root: Path | None = None, shown: str | None = None) -> PipelineSpec:
+    """The validated pipeline of ``job_dir``; raises :class:`SpecError` listing every problem.
+
+    Problems name the file ``shown`` when given (the caller knows how the user named it), else see
+    :func:`shown_file`.
+    """
+    spec, problems = _load(Path(job_dir), root, shown)
     if problems or spec is None:
         raise SpecError(problems)
     return spec
 
 
-def validate_pipeline(job_dir: str | Path, *, root: Path | None = None) -> list[Problem]:
+def validate_pipeline(job_dir: str | Path, *, root: Path | None = None, shown: str | None = None) -> list[Problem]:
     """Every problem of ``job_dir`` (empty when it is valid), in file order."""
-    return _load(Path(job_dir), root)[1]
+    return _load(Path(job_dir), root, shown)[1]
 
 
-def _load(job_dir: Path, root: Path | None) -> tuple[PipelineSpec | None, list[Problem]]:
+def _load(job_dir: Path, root: Path | None, shown: str | None = None) -> tuple[PipelineSpec | None, list[Problem]]:
     path = job_dir.resolve()
     job = _job_name(path, root)
     inside = root if job is not None else None  # a job outside the root gets its own problem below
-    source = read_source(path, MAIN_FILE, shown=shown_file(job_dir, root), root=inside)
+    source = read_source(path, MAIN_FILE, shown=shown or shown_file(job_dir, root), root=inside)
     if isinstance(source, list):
         return None, source
     ck = Checker(source)
