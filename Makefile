@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services cluster-up cluster-down clean
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-fast    the tests that need no control plane"
 	@echo "make check        ruff, mypy and the import-layer contracts"
 	@echo "make bench        the benchmarks of bench/ (numbers go to docs/benchmarks.md)"
+	@echo "make services     install PostgreSQL and build FerretDB for the store tests (tools/services)"
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
@@ -29,7 +30,7 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/odin run $(SAMPLE)
 
-test: venv k8s-build
+test: venv k8s-build services
 	$(PY) -m pytest
 
 test-fast: venv
@@ -51,6 +52,9 @@ bench: venv
 
 k8s-build:
 	bash tools/k8s/build.sh
+
+services:
+	bash tools/services/setup.sh
 
 cluster-up: venv k8s-build
 	$(PY) tools/k8s/cluster.py up
