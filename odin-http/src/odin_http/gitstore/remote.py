@@ -7,12 +7,16 @@ keys are checked by libgit2 against ~/.ssh/known_hosts); HTTPS remotes a user na
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pygit2
 
+from .. import constants as C
 from ..errors import Unavailable
 from ..settings import GitSettings
 
@@ -75,27 +79,55 @@ class Remote:
         if ref is not None and str(ref.target) != repo.head():
             repo.set_head(str(ref.target))
 
+    def local_path(self) -> Path | None:
+        """The folder of a remote on this file system (a path or file:// URL), None for ssh/https."""
+        url = self.url
+        if url.startswith("file://"):
+            return Path(url[7:])
+        if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):
+            return None
+        return Path(url)
+
     def push(self, repo: Any, sha: str) -> bool:
-        """Push the branch; False when the remote refused it because it moved (the caller replays the write)."""
+        """Push the branch; False when the remote refused it because it moved (the caller replays the write).
+
+        git's receive-pack updates the remote's branch only from the value the pusher saw; libgit2's transport to
+        a local folder does not, so pushes to a folder hold that repository's write lock and check its head first.
+        """
+        path = self.local_path()
+        if path is None:
+            return self._push(repo, sha)
+        with open(path / C.WRITE_LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                theirs = pygit2.Repository(str(path)).references.get(f"refs/heads/{self.settings.branch}")
+                parents = [str(p) for p in repo.repo[sha].parent_ids]
+                if theirs is not None and str(theirs.target) not in parents and str(theirs.target) != sha:
+                    log.info("push of %s: the remote moved; replaying", sha[:12])
+                    self.pull(repo)
+                    return False
+                return self._push(repo, sha)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _push(self, repo: Any, sha: str) -> bool:
         callbacks = Callbacks(self.settings)
         ref = f"refs/heads/{self.settings.branch}"
         try:
             self._remote(repo).push([f"{ref}:{ref}"], callbacks=callbacks)
         except pygit2.GitError as e:
-            text = str(e).lower()
-            if "non-fast" in text or "fastforward" in text or "fetch first" in text or "rejected" in text:
-                log.info("push of %s refused (the remote moved); replaying", sha[:12])
+            # Refused because the remote moved (libgit2 words it several ways), or the remote is unreachable:
+            # a fetch tells which. A remote that moved gets the write replayed on its new head.
+            try:
                 self.pull(repo)
+            except Unavailable:
+                raise Unavailable(f"cannot push to the pipelines remote: {e}") from None
+            if repo.head() != sha:
+                log.info("push of %s refused (the remote moved: %s); replaying", sha[:12], e)
                 return False
-            self._undo(repo)
             raise Unavailable(f"cannot push to the pipelines remote: {e}") from None
         if callbacks.rejected:
             log.info("push of %s refused: %s; replaying", sha[:12], "; ".join(callbacks.rejected))
             self.pull(repo)
             return False
         return True
-
-    def _undo(self, repo: Any) -> None:
-        ref = repo.repo.references.get(f"refs/remotes/{REMOTE_NAME}/{self.settings.branch}")
-        if ref is not None:
-            repo.set_head(str(ref.target))
