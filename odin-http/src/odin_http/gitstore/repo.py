@@ -156,7 +156,7 @@ class Repository:
         new_tree: Any = tree
         for name, content in change.files.items():
             blob = self.repo.create_blob(content) if content is not None else None
-            current = self.repo[new_tree] if isinstance(new_tree, pygit2.Oid) else new_tree
+            current = self.repo[new_tree].peel(pygit2.Tree) if isinstance(new_tree, pygit2.Oid) else new_tree
             new_tree = _put(self.repo, current, f"{change.job}/{name}".split("/"), blob)
         if new_tree is None or (tree is not None and new_tree == tree.id):
             if head is None:
