@@ -128,9 +128,9 @@ async def test_a_run_at_an_older_commit_runs_that_commit(gw: Running) -> None:
     await follow(gw, run["id"])
     assert (await gw.call("GET", f"/v1/resources/{run['id']}--greet/logs"))[1] == "hello\nworld"
     assert (await gw.call("GET", f"/v1/pipelines/{run['id']}"))[1]["pipeline"]["version"] == old["commit"]
-    status, body = await gw.call("GET", "/v1/jobs/hello/history")
+    _status, body = await gw.call("GET", "/v1/jobs/hello/history")
     assert [c["commit"] for c in body["commits"]][-1] == old["commit"] and len(body["commits"]) == 2
-    status, body = await gw.call("GET", f"/v1/jobs/hello?commit={old['commit']}")
+    _status, body = await gw.call("GET", f"/v1/jobs/hello?commit={old['commit']}")
     assert body["job"]["commit"] == old["commit"] and "world" in body["job"]["configs"][0]["content"]
 
 
@@ -213,7 +213,7 @@ async def test_concurrent_api_writes_lose_nothing(gw: Running) -> None:
     await push(gw, h, "hello", HELLO)
     results = await asyncio.gather(*(push(gw, h, "hello", f"{i}\n", name=f"f{i}.txt") for i in range(12)))
     assert len({r["commit"] for r in results}) == 12
-    status, body = await gw.call("GET", "/v1/jobs/hello")
+    _status, body = await gw.call("GET", "/v1/jobs/hello")
     assert {f"f{i}.txt" for i in range(12)} <= {c["name"] for c in body["job"]["configs"]}
 
 
@@ -308,9 +308,8 @@ async def test_the_session_is_closed_cleanly_when_a_client_drops_a_stream(gw: Ru
     h = await gw.token()
     await push(gw, h, "slow", SLOW)
     run = await start(gw, h, "slow")
-    async with aiohttp.ClientSession() as other:
-        async with other.get(gw.u(f"/v1/pipelines/{run['id']}/events/live")) as r:
-            await r.content.readline()
+    async with aiohttp.ClientSession() as other, other.get(gw.u(f"/v1/pipelines/{run['id']}/events/live")) as r:
+        await r.content.readline()
     await gw.call("POST", f"/v1/pipelines/{run['id']}/stop", headers=h)
     assert (await follow(gw, run["id"]))[-1]["status"] == "TERMINATED"
     assert (await gw.call("GET", "/v1/ping"))[0] == 200
