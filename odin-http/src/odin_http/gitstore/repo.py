@@ -21,7 +21,7 @@ import pygit2
 from pygit2.enums import FileMode, SortMode
 
 from .. import constants as C
-from ..errors import Conflict, InvalidRequest, NotFound, TooLarge
+from ..errors import Conflict, InvalidRequest, NotFound, TooLarge, Unavailable
 from ..settings import GitSettings
 from .names import job_id
 
@@ -137,9 +137,17 @@ class Repository:
             for _attempt in range(max(1, self.settings.write_retries)):
                 if self.remote is not None:
                     self.remote.pull(self)
+                before = self.head()
                 sha = self._commit(change, author)
-                if self.remote is None or self.remote.push(self, sha):
+                if self.remote is None:
                     return sha
+                try:
+                    if self.remote.push(self, sha):
+                        return sha
+                except Unavailable:
+                    if before is not None and self.head() == sha:
+                        self.set_head(before)  # never pushed: the write did not happen
+                    raise
         raise Conflict(f"job {job_id(change.job)!r}: the remote kept moving; try the write again")
 
     def _commit(self, change: Change, author: Author) -> str:
