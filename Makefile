@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build http-setup cluster-up cluster-down clean
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -29,10 +29,10 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/odin run $(SAMPLE)
 
-test: venv k8s-build
+test: venv k8s-build http-setup
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv http-setup
 	$(PY) -m pytest --ignore=tests/k8s
 
 check: venv
@@ -48,6 +48,9 @@ format: venv
 bench: venv
 	$(PY) bench/engine_bookkeeping.py
 	$(PY) bench/handoff_latency.py
+
+http-setup:
+	bash tools/http/setup.sh
 
 k8s-build:
 	bash tools/k8s/build.sh

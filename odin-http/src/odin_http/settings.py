@@ -134,8 +134,9 @@ class GitSettings:
     repository: str = setting("", "The pipelines repository (bare); default <root>/.odin/repo.git.")
     branch: str = setting("main", "The branch that holds the definitions.")
     remote_url: str = setting("", "Optional remote (ssh://, git@host:path, https:// or a path) pulled and pushed.")
-    ssh_key_file: str = setting(
-        "", "Private deploy key for an SSH remote (host keys are checked against ~/.ssh/known_hosts by libgit2)."
+    ssh_key_file: str = setting("", "Private deploy key for an SSH remote (its .pub beside it).")
+    ssh_known_hosts_file: str = setting(
+        "", "known_hosts holding the SSH remote's host key (default ~/.ssh/known_hosts); an unknown key is refused."
     )
     ssh_key_passphrase: Secret = setting(Secret(""), "Passphrase of the deploy key, if it has one.", secret=True)
     https_username: str = setting("", "User name for an HTTPS remote.")

@@ -2,7 +2,8 @@
 
 The remote is the truth: a pull moves the local branch to the remote's head; a write that the remote refuses (it
 moved) is undone locally and replayed by ``Repository.write`` on the new head. SSH remotes use a deploy key (host
-keys are checked by libgit2 against ~/.ssh/known_hosts); HTTPS remotes a user name and password or token.
+keys are checked by libgit2 against ``git.ssh_known_hosts_file`` or ~/.ssh/known_hosts); HTTPS remotes a user
+name and a password or token.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,14 @@ from ..settings import GitSettings
 
 log = logging.getLogger("odin.http.git")
 REMOTE_NAME = "origin"
+
+
+def use_known_hosts(path: Path) -> None:
+    """libgit2 checks SSH host keys against ``<home>/.ssh/known_hosts``: give it a home holding ``path``'s keys."""
+    home = Path(tempfile.mkdtemp(prefix="odin-http-ssh-"))
+    (home / ".ssh").mkdir(mode=0o700)
+    shutil.copyfile(path, home / ".ssh" / "known_hosts")
+    pygit2.settings.homedir = str(home)
 
 
 class Callbacks(pygit2.RemoteCallbacks):
@@ -53,6 +64,8 @@ class Remote:
         self.settings = settings
         self.url = settings.remote_url
         self._last_pull = 0.0
+        if settings.ssh_known_hosts_file:
+            use_known_hosts(Path(settings.ssh_known_hosts_file))
 
     def _remote(self, repo: Any) -> pygit2.Remote:
         r: pygit2.Repository = repo.repo
