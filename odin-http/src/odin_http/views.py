@@ -101,20 +101,8 @@ def event(e: Event) -> dict[str, Any]:
     }
 
 
-def legacy_event(e: Event) -> dict[str, Any]:
-    """An Odin event in the first gateway's shape (that of Kubernetes events, ``eventType``)."""
-    bad = e.status in ("FAILED", "TERMINATED", "RETRYING", "CANCELLED")
-    subject = f"task {e.task}" if e.task else f"run {e.run_id}"
-    return {
-        "eventType": "Warning" if bad else "Normal",
-        "reason": e.status.capitalize(),
-        "source": "odin",
-        "message": f"{subject}: {e.message}" if e.message else subject,
-        "timestamp": iso(e.time),
-    }
-
-
-def cluster_event(e: dict[str, Any]) -> dict[str, Any]:
+def legacy_event(e: dict[str, Any]) -> dict[str, Any]:
+    """An event of the core's legacy EVENTS reply (Kubernetes events' shape) as the first gateway wrote it."""
     return {
         "eventType": e.get("type", ""),
         "reason": e.get("reason", ""),

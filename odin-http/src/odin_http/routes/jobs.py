@@ -274,6 +274,15 @@ _VALIDATE_BODY = {
     }
 }
 _WRITE_ERRORS = ("400", "404", "409", "413")
+_WRITE_FILE = op(
+    "Write a file (one commit); the body is the content",
+    tag="jobs",
+    auth="user",
+    params=[_ID, _FILE, _IF_MATCH],
+    body=_RAW,
+    ok=_WRITTEN,
+    errors=_WRITE_ERRORS,
+)
 OPENAPI = {
     "paths": {
         f"{P}/jobs": {
@@ -376,24 +385,8 @@ OPENAPI = {
                 errors=("400", "404"),
                 ok={"description": "the file", "content": {"application/octet-stream": {"schema": {"type": "string"}}}},
             ),
-            "post": op(
-                "Write a file (one commit); the body is the content",
-                tag="jobs",
-                auth="user",
-                params=[_ID, _FILE, _IF_MATCH],
-                body=_RAW,
-                ok=_WRITTEN,
-                errors=_WRITE_ERRORS,
-            ),
-            "put": op(
-                "Write a file (one commit); the body is the content",
-                tag="jobs",
-                auth="user",
-                params=[_ID, _FILE, _IF_MATCH],
-                body=_RAW,
-                ok=_WRITTEN,
-                errors=_WRITE_ERRORS,
-            ),
+            "post": _WRITE_FILE,
+            "put": _WRITE_FILE,
             "delete": op(
                 "Remove a file (one commit)",
                 tag="jobs",

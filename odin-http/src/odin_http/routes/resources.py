@@ -46,13 +46,8 @@ async def events(request: web.Request) -> web.Response:
     resource = _resource(request)
     after = resume_from(request)
     own = await core.call(core.events(resource, after_seq=after))
-    cluster = await core.call(core.cluster_events(resource))
-    return reply(
-        {
-            "events": [views.legacy_event(e) for e in own] + [views.cluster_event(c) for c in cluster],
-            "runEvents": [views.event(e) for e in own],
-        }
-    )
+    legacy = await core.call(core.request("EVENTS", {"resource": resource}))  # the core's legacy shape
+    return reply({"events": [views.legacy_event(e) for e in legacy], "runEvents": [views.event(e) for e in own]})
 
 
 async def data(request: web.Request) -> web.Response:
