@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -91,13 +92,25 @@ async def core_url(make_server: Callable[..., Awaitable[Any]]) -> str:
 
 
 @pytest.fixture
-async def make_gateway(root: Path, postgres: str, core_url: str) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+def gateway_dsn(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database: the ``postgres`` fixture of tests/services.py (tools/services)."""
+    try:
+        return str(request.getfixturevalue("postgres"))
+    except pytest.FixtureLookupError:
+        message = "no `postgres` fixture: tests/services.py (tools/services, from main) is needed"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+async def make_gateway(root: Path, gateway_dsn: str, core_url: str) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     """Start a gateway (settings overridable by group); all are stopped at the end."""
     contexts: list[Any] = []
     session = aiohttp.ClientSession()
 
     async def make(**overrides: Any) -> Running:
-        ctx = serve(gateway_settings(root, postgres, core_url, **overrides))
+        ctx = serve(gateway_settings(root, gateway_dsn, core_url, **overrides))
         gateway, url = await ctx.__aenter__()
         contexts.append(ctx)
         return Running(gateway, url, session)

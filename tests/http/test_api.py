@@ -358,3 +358,13 @@ async def test_a_live_stream_survives_a_core_restart(make_gateway: Any, odin: An
     await second.__aexit__(None, None, None)
     assert seen == list(range(1, len(seen) + 1)) and len(seen) > 3
     assert (await odin.run(run["id"])).run.status.value == "DONE"
+
+
+async def test_a_lost_users_database_is_a_503_not_a_500(gw: Running) -> None:
+    h = await gw.token()
+    await gw.gateway.users.pool.close()  # the database goes away under the gateway
+    status, body = await gw.call("GET", "/v1/users", headers=h)
+    assert status == 503 and body["error"]["code"] == "unavailable"
+    status, body = await gw.call("GET", "/v1/ready")
+    assert status == 503 and body["checks"]["database"] is False
+    assert (await gw.call("GET", "/v1/health"))[0] == 200

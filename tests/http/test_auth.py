@@ -155,10 +155,10 @@ async def test_failed_logins_are_slowed_down_per_user_and_per_address(gw: Runnin
     assert (await gw.call("POST", "/v1/auth", json={"username": "dave", "password": "dave-password"}))[0] == 200
 
 
-async def test_the_root_admin_comes_only_from_a_secret(gw: Running, postgres: str, root: Any, core_url: str) -> None:
+async def test_the_root_admin_comes_only_from_a_secret(gw: Running, gateway_dsn: str, root: Any, core_url: str) -> None:
     from conftest import gateway_settings
 
-    settings = gateway_settings(root, postgres, core_url)
+    settings = gateway_settings(root, gateway_dsn, core_url)
     no_secret = replace(settings, auth=replace(settings.auth, root_password=Secret("")))
     async with open_gateway(no_secret) as g:  # users exist already: nothing happens, nothing breaks
         assert await g.users.count() == 1

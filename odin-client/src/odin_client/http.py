@@ -304,8 +304,14 @@ class HttpOdin:
                 pass
         return (await self.run(run_id)).run
 
-    async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
-        return run_view((await self.request("POST", f"/v1/pipelines/{run_id}/stop"))["pipeline"]).run
+    async def stop(self, run_id: str, reason: str = "stopped by user", *, wait_s: float | None = None) -> RunRecord:
+        """Ask the gateway to stop the run; with ``wait_s``, follow it until it ends or that long passes."""
+        body = await self.request("POST", f"/v1/pipelines/{run_id}/stop", json={"reason": reason})
+        if wait_s:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait(run_id), wait_s)
+            return (await self.run(run_id)).run
+        return run_view(body["pipeline"]).run
 
     async def resubmit(self, run_id: str) -> dict[str, Any]:
         body = await self.request("POST", f"/v1/pipelines/{run_id}/resubmit")

@@ -22,6 +22,7 @@ from .errors import (
     OdinError,
     Throttled,
     TooLarge,
+    Unavailable,
     error_body,
     status_of,
 )
@@ -79,6 +80,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response({"error": {"code": "invalid_request", "message": e.reason}}, status=e.status)
     except (UnicodeDecodeError, ValueError) as e:
         return _error_response(InvalidRequest(f"malformed request: {e}"))
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.TooManyConnectionsError) as e:
+        log.warning("%s %s: the users database is unavailable: %s", request.method, _route_name(request), e)
+        return _error_response(Unavailable("the users database is unavailable; try again shortly"))
     except Exception:
         log.exception("%s %s failed", request.method, _route_name(request))
         return _error_response(OdinError("internal error; the gateway's log has the details"))

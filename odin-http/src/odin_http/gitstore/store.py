@@ -1,8 +1,13 @@
-"""The async face of the pipelines repository: every libgit2 call runs in a thread, never on the event loop."""
+"""The async face of the pipelines repository: every libgit2 call runs in a thread, never on the event loop.
+
+libgit2 does not let one repository object be used by several threads at once: calls are serialised by a lock
+(writes from other processes are serialised by the repository's file lock, see ``repo.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +35,19 @@ class Pipelines:
         self.root.mkdir(parents=True, exist_ok=True)
         self.remote = Remote(git) if git.remote_url else None
         self.repo = Repository(settings.repository.resolve(), git, remote=self.remote)
+        self._lock = threading.Lock()
+
+    def _serial(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return fn(*args, **kwargs)
+
+    async def _thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._serial, fn, *args, **kwargs)
 
     async def sync(self) -> None:
         """Pull the remote (when there is one and the last pull is old enough): a push from outside is seen."""
         if self.remote is not None:
-            await asyncio.to_thread(self._pull)
+            await self._thread(self._pull)
 
     def _pull(self) -> None:
         assert self.remote is not None
@@ -43,7 +56,7 @@ class Pipelines:
 
     async def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         await self.sync()
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self._thread(fn, *args, **kwargs)
 
     async def head(self) -> str | None:
         return await self._read(self.repo.head)  # type: ignore[no-any-return]
@@ -61,10 +74,10 @@ class Pipelines:
         return await self._read(self.repo.history, job, limit=limit, offset=offset)  # type: ignore[no-any-return]
 
     async def commit_info(self, sha: str) -> dict[str, Any]:
-        return await asyncio.to_thread(describe, self.repo, sha)
+        return await self._thread(describe, self.repo, sha)  # type: ignore[no-any-return]
 
     async def write(self, change: Change, author: Author) -> str:
-        sha = await asyncio.to_thread(self.repo.write, change, author)
+        sha: str = await self._thread(self.repo.write, change, author)
         return sha
 
     async def prepare(self, job: str, rev: str | None, context: dict[str, Any]) -> Prepared:
@@ -72,7 +85,7 @@ class Pipelines:
         sha, files = await self.files(job, rev)
         templated = templates.is_templated(files)
         rendered = templates.render(files, context) if templated else None
-        path = await asyncio.to_thread(
+        path = await self._thread(
             snapshots.export, self.repo, sha, job, self.root, rendered, self.settings.keep_commits
         )
         return Prepared(path, sha, templated)

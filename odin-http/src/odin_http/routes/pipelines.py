@@ -96,7 +96,9 @@ async def stop_pipeline(request: web.Request) -> web.Response:
     user = await require_user(request, role=C.ROLE_USER)
     gw = request.app[GATEWAY]
     run_id = _run_id(request)
-    await gw.core.call(gw.core.stop(run_id, f"stopped by {user.username}"))
+    given = (await body_object(request)).get("reason")
+    reason = f"stopped by {user.username}" + (f": {given[:200]}" if isinstance(given, str) and given else "")
+    await gw.core.call(gw.core.stop(run_id, reason))
     view = await gw.core.call(gw.core.run(run_id))
     return reply({"pipeline": (await _shown(gw, [view]))[0]})
 
@@ -216,7 +218,19 @@ OPENAPI = {
             ),
         },
         f"{P}/pipelines/{{id}}/stop": {
-            "post": op("Stop a run", tag="pipelines", auth="user", params=[_ID], ok=_ONE, errors=("400", "404", "409"))
+            "post": op(
+                "Stop a run (an optional `reason` is recorded after the user's name)",
+                tag="pipelines",
+                auth="user",
+                params=[_ID],
+                ok=_ONE,
+                errors=("400", "404", "409"),
+                body={
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}
+                    }
+                },
+            )
         },
         f"{P}/pipelines/{{id}}/resubmit": {
             "post": op(
