@@ -368,3 +368,22 @@ async def test_a_lost_users_database_is_a_503_not_a_500(gw: Running) -> None:
     status, body = await gw.call("GET", "/v1/ready")
     assert status == 503 and body["checks"]["database"] is False
     assert (await gw.call("GET", "/v1/health"))[0] == 200
+
+
+async def test_replicas_share_users_tokens_and_the_repository(make_gateway: Any) -> None:
+    """Two gateways on one PostgreSQL and one pipelines volume: a token of one works on the other, a logout on one
+    holds on both, and writes through both at once all land."""
+    one, two = await make_gateway(), await make_gateway()
+    tokens = await one.login()
+    h = {"Authorization": f"Bearer {tokens['accessToken']}"}
+    assert (await two.call("GET", "/v1/users", headers=h))[0] == 200
+    await push(one, h, "hello", HELLO)
+    writes = [push(gw, h, "hello", f"{i}\n", name=f"r{i}.txt") for i in range(10) for gw in (one, two)]
+    await asyncio.gather(*writes)
+    _status, body = await two.call("GET", "/v1/jobs/hello")
+    assert {f"r{i}.txt" for i in range(10)} <= {c["name"] for c in body["job"]["configs"]}
+    run = await start(two, h, "hello")
+    assert (await one.call("GET", f"/v1/pipelines/{run['id']}"))[1]["pipeline"]["startedBy"] == "root"
+    assert run["definition"] == f"/v1/jobs/hello?commit={run['commit']}"
+    assert (await one.call("POST", "/v1/auth/logout", headers=h))[0] == 200
+    assert (await two.call("GET", "/v1/users", headers=h))[0] == 401

@@ -77,6 +77,7 @@ def pipeline(view: RunView, meta: dict[str, Any] | None = None) -> dict[str, Any
         "jobId": job_id(job),
         "version": r.version,
         "commit": r.version or commit,
+        "definition": f"/v1/jobs/{job_id(job)}?commit={r.version or commit}",
         "status": r.status.value,
         "message": r.message,
         "submitTime": iso(r.submitted),

@@ -274,6 +274,7 @@ OPENAPI = {
                 "jobId": {"type": "string"},
                 "version": {"type": "string"},
                 "commit": {"type": "string"},
+                "definition": {"type": "string", "description": "the job's definition at the commit the run ran"},
                 "status": {"enum": ["BUILDING", "RUNNING", "DONE", "TERMINATED"]},
                 "message": {"type": "string"},
                 "submitTime": _TIME,
