@@ -387,3 +387,22 @@ async def test_replicas_share_users_tokens_and_the_repository(make_gateway: Any)
     assert run["definition"] == f"/v1/jobs/hello?commit={run['commit']}"
     assert (await one.call("POST", "/v1/auth/logout", headers=h))[0] == 200
     assert (await two.call("GET", "/v1/users", headers=h))[0] == 401
+
+
+async def test_malformed_bodies_get_a_clear_400_and_the_gateway_keeps_serving(gw: Running) -> None:
+    h = await gw.token()
+    cases = [
+        ("POST", "/v1/auth", b"\xff\xfe{", "application/json", 400),
+        ("POST", "/v1/auth", b"[1, 2]", "application/json", 400),
+        ("POST", "/v1/auth", b"<xml/>", "application/xml", 415),
+        ("POST", "/v1/auth", b"username=root", "application/x-www-form-urlencoded", 400),
+        ("POST", "/v1/users", b'{"user": [1]}', "application/json", 400),
+        ("POST", "/v1/users", b'{"user": {"username": "../x", "password": "long-enough"}}', "application/json", 400),
+        ("POST", "/v1/users", b'{"user": {"username": "shorty", "password": "short"}}', "application/json", 400),
+        ("POST", "/v1/pipelines", b'{"pipeline": {"job": "hello"}, "context": [1]}', "application/json", 400),
+        ("POST", "/v1/pipelines", b"[" * 10000, "application/json", 400),
+    ]
+    for method, path, data, ctype, status in cases:
+        got, body = await gw.call(method, path, data=data, headers={**h, "Content-Type": ctype})
+        assert got == status and body["error"]["message"], (path, data[:40], got, body)
+    assert (await gw.call("GET", "/v1/ping"))[0] == 200

@@ -63,6 +63,8 @@ async def body_object(request: web.Request, *, form: bool = False) -> dict[str, 
         value = json.loads(raw)
     except ValueError as e:
         raise InvalidRequest(f"the body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidRequest("the body nests too deeply") from None
     if not isinstance(value, dict):
         raise InvalidRequest(f"the body must be a JSON object, not {type(value).__name__}")
     return snake_keys(value)
