@@ -126,8 +126,8 @@ async def scenarios(args: argparse.Namespace, url: str, ws_url: str, core_secret
         async with s.post(f"{url}/v1/jobs/tiny/files/main.yml", data=JOB, headers=h) as r:
             assert r.status == 200, await r.text()
 
-        async def http(method: str, path: str, **kw: Any) -> Any:
-            async with s.request(method, f"{url}{path}", headers=h, **kw) as r:
+        async def http(method: str, path: str, *, token: bool = True, **kw: Any) -> Any:
+            async with s.request(method, f"{url}{path}", headers=h if token else {}, **kw) as r:
                 body = await r.json()
                 if r.status != 200:
                     raise RuntimeError(f"{method} {path}: {r.status} {body}")
@@ -146,6 +146,10 @@ async def scenarios(args: argparse.Namespace, url: str, ws_url: str, core_secret
                 },
                 "read": {
                     "gateway": await measure(n, c, lambda i: http("GET", f"/v1/pipelines/{run_id}")),
+                    "direct": await measure(n, c, lambda i: direct.run(run_id)),
+                },
+                "read-anonymous": {  # a public read: no token, so no session lookup in PostgreSQL
+                    "gateway": await measure(n, c, lambda i: http("GET", f"/v1/pipelines/{run_id}", token=False)),
                     "direct": await measure(n, c, lambda i: direct.run(run_id)),
                 },
                 "start": {
@@ -176,12 +180,12 @@ def main() -> None:
         pg.stop()
     settings = {"requests": args.requests, "concurrency": args.concurrency, "runs": args.runs, **machine()}
     print(json.dumps({"settings": settings, "results": results}, indent=1))
-    print(f"\n{'operation':<8} {'path':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   overhead p50/p99")
+    print(f"\n{'operation':<15} {'path':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   overhead p50/p99")
     for name, r in results.items():
         for path in ("gateway", "direct"):
             m = r[path]
             extra = f"   {r['overhead']['p50']}x / {r['overhead']['p99']}x" if path == "gateway" else ""
-            print(f"{name:<8} {path:<8} {m['rps']:>8} {m['p50_ms']:>8} {m['p99_ms']:>8}{extra}")
+            print(f"{name:<15} {path:<8} {m['rps']:>8} {m['p50_ms']:>8} {m['p99_ms']:>8}{extra}")
 
 
 if __name__ == "__main__":
