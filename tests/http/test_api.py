@@ -406,3 +406,22 @@ async def test_malformed_bodies_get_a_clear_400_and_the_gateway_keeps_serving(gw
         got, body = await gw.call(method, path, data=data, headers={**h, "Content-Type": ctype})
         assert got == status and body["error"]["message"], (path, data[:40], got, body)
     assert (await gw.call("GET", "/v1/ping"))[0] == 200
+
+
+async def test_every_list_pages(gw: Running) -> None:
+    h = await gw.token()
+    await push(gw, h, "chain", CHAIN)
+    run = await start(gw, h, "chain")
+    await follow(gw, run["id"])
+    _s, all_events = await gw.call("GET", f"/v1/resources/{run['id']}/events")
+    total = all_events["page"]["total"]
+    _s, page = await gw.call("GET", f"/v1/resources/{run['id']}/events?limit=3&offset=3")
+    assert [e["seq"] for e in page["runEvents"]] == [4, 5, 6] and page["page"]["next"] == (6 if total > 6 else None)
+    for name in ("a", "b", "c"):
+        await gw.add_user(name)
+    _s, users = await gw.call("GET", "/v1/users?limit=2&offset=1", headers=h)
+    assert [u["username"] for u in users["users"]] == ["b", "c"] and users["page"]["total"] == 4
+    _s, runs = await gw.call("GET", "/v1/pipelines?limit=1")
+    assert len(runs["pipelines"]) == 1 and runs["page"]["total"] == 1
+    _s, history = await gw.call("GET", "/v1/jobs/chain/history?limit=1")
+    assert len(history["commits"]) == 1 and history["page"]["next"] is None

@@ -336,8 +336,14 @@ class HttpOdin:
         return snake_record(await self.request("GET", f"/v1/resources/{resource}/data"))
 
     async def events(self, resource: str, *, after_seq: int = 0) -> list[Event]:
-        body = await self.request("GET", f"/v1/resources/{resource}/events", params={"after": after_seq})
-        return [event_of(e) for e in body["runEvents"]]
+        events: list[Event] = []
+        offset: int | None = 0
+        while offset is not None:
+            params = {"after": after_seq, "offset": offset, "limit": 1000}
+            body = await self.request("GET", f"/v1/resources/{resource}/events", params=params)
+            events += [event_of(e) for e in body["runEvents"]]
+            offset = body["page"]["next"]
+        return events
 
     async def cluster_events(self, resource: str) -> list[dict[str, Any]]:
         body = await self.request("GET", f"/v1/resources/{resource}/events")

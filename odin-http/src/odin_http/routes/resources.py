@@ -12,9 +12,9 @@ from .. import views
 from ..access import reader
 from ..errors import InvalidRequest
 from ..keys import GATEWAY
-from ..openapi import json_body, op, param, ref
+from ..openapi import PAGE_PARAMS, json_body, op, param, ref
 from ..sse import resume_from, stream
-from ..wire import query_flag, reply
+from ..wire import paginate, query_flag, reply
 
 P = C.PREFIX
 RESOURCE_MAX = 256
@@ -47,7 +47,14 @@ async def events(request: web.Request) -> web.Response:
     after = resume_from(request)
     own = await core.call(core.events(resource, after_seq=after))
     legacy = await core.call(core.request("EVENTS", {"resource": resource}))  # the core's legacy shape
-    return reply({"events": [views.legacy_event(e) for e in legacy], "runEvents": [views.event(e) for e in own]})
+    chunk, page = paginate(request, own)
+    return reply(
+        {
+            "events": [views.legacy_event(e) for e in legacy],
+            "runEvents": [views.event(e) for e in chunk],
+            "page": page,
+        }
+    )
 
 
 async def data(request: web.Request) -> web.Response:
@@ -128,14 +135,19 @@ OPENAPI = {
                 tag="resources",
                 auth="read",
                 errors=("400", "404"),
-                params=[_ID, param("after", schema={"type": "integer", "minimum": 0}, doc="only after this seq")],
+                params=[
+                    _ID,
+                    param("after", schema={"type": "integer", "minimum": 0}, doc="only after this seq"),
+                    *PAGE_PARAMS,
+                ],
                 ok=json_body(
                     {
                         "type": "object",
-                        "required": ["events", "runEvents"],
+                        "required": ["events", "runEvents", "page"],
                         "properties": {
                             "events": {"type": "array", "items": _LEGACY_EVENT},
                             "runEvents": {"type": "array", "items": ref("RunEvent")},
+                            "page": ref("Page"),
                         },
                     }
                 ),
