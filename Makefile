@@ -33,7 +33,7 @@ demo: venv
 test: venv k8s-build services http-setup
 	$(PY) -m pytest
 
-test-fast: venv http-setup
+test-fast: venv services http-setup
 	$(PY) -m pytest --ignore=tests/k8s
 
 check: venv
