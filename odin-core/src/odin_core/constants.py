@@ -35,3 +35,7 @@ MAX_OUTPUTS_BYTES = 4096  # the kubelet's termination message limit
 
 # Local run layout under the run directory.
 RUN_META_DIR = ".odin"
+LOCAL_ATTEMPTS_DIR = "attempts"  # <run>/.odin/attempts/<task>.<attempt>/: one local attempt's records
+LOCAL_CLAIM_FILE = "supervisor.json"  # created exclusively: the attempt is claimed; names its supervisor
+LOCAL_TASK_FILE = "task.json"  # the task process, written once it started
+LOCAL_RESULT_FILE = "result.json"  # exit code, end time and outputs, written when it ended

@@ -20,12 +20,29 @@ class EngineSettings:
     """A run whose owner sent no heartbeat for this long is taken over by another engine."""
 
 
+# What a local task inherits from the core's environment: harmless basics only, never the core's
+# secrets (ODIN_TOKEN, ODIN_JWT_SECRET, a store URL with a password, cloud credentials).
+LOCAL_TASK_ENV = (
+    "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TERM",
+    "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     kill_grace_s: float = 5.0
     """SIGTERM, then SIGKILL after this long."""
     gpu_policy: str = "warn"
     """What to do when a task asks for more GPUs than this machine has: "warn" (run on CPU) or "fail"."""
+    task_env: tuple[str, ...] = LOCAL_TASK_ENV
+    """Variables of the core's environment a task inherits (``NAME`` or a ``PREFIX*``); nothing else is passed.
+
+    A task gets these, ``PATH`` (the bin directory of Odin's interpreter first), the ``ODIN_*`` task
+    variables and its own ``env``. Names starting with ``ODIN_`` are never inherited, even when listed.
+    """
+    pass_env: tuple[str, ...] = ()
+    """More names (or ``PREFIX*``) to inherit, from ``ODIN_LOCAL_PASS_ENV`` (comma-separated), e.g.
+    ``WANDB_API_KEY,HF_*``: how a secret the tasks need reaches them without being written in a pipeline."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +112,14 @@ class Settings:
             "data_path": env.get("ODIN_DATA", ""),
             "executor": env.get("ODIN_EXECUTOR", "local"),
             "kubernetes": kubernetes_from_env(env),
+            "local": LocalSettings(pass_env=_names(env.get("ODIN_LOCAL_PASS_ENV", ""))),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def kubernetes_from_env(env: Mapping[str, str]) -> KubernetesSettings:
