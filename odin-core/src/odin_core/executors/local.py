@@ -31,6 +31,7 @@ from typing import Any
 from .. import constants as C
 from ..errors import InvalidRequest, PermanentError
 from ..model import AttemptUpdate, TaskRecord, TaskStatus
+from ..paths import confined
 from ..settings import LocalSettings
 from ..spec.model import TaskSpec
 from ..tasks import TaskSet
@@ -231,7 +232,7 @@ class LocalExecutor(Executor):
 
     # -- recover, kill, detach, cleanup --------------------------------------------------------
 
-    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:  # type: ignore[override]
+    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """Re-attach to the attempts of ``records``; return those that were never started (nothing on disk)."""
         never: list[TaskRecord] = []
         for rec in records:
@@ -314,7 +315,7 @@ class LocalExecutor(Executor):
             yield line
 
     def _run_path(self, run_id: str) -> Path:
-        return self.data_path / _name(run_id)
+        return confined(self.data_path, _name(run_id))
 
 
 def _name(name: str) -> str:
