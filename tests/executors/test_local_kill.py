@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 from odin_core.model import TaskStatus
@@ -105,3 +107,26 @@ async def test_close_leaves_attempts_running_for_the_next_core(data: Path, gate:
     await second.recover([record(la)])
     gate.release()
     await second_reports.wait(la, TaskStatus.SUCCEEDED)
+
+
+async def test_sigterm_to_the_resource_pid_stops_the_task_gracefully(
+    data: Path, gate: Gate, counter: Path, make_executor
+):
+    la = make_launch(data, "k7", "by-hand", task_code(counter, gate=gate, extra=SPAWN_CHILD))
+    executor, reports = make_executor()
+    resource_id = await executor.submit(la)
+    await reports.wait(la, TaskStatus.RUNNING)
+    os.kill(int(resource_id.removeprefix("pid:")), signal.SIGTERM)  # `kill <pid>` as `odin status` shows it
+    assert (await reports.wait(la, TaskStatus.FAILED)).exit_code == -15
+    await wait_gone([supervisor_pid(la)])
+    assert not task_processes(data)
+
+
+async def test_what_a_task_leaves_running_ends_with_it(data: Path, counter: Path, tmp_path: Path, make_executor):
+    child = tmp_path / "child.pid"
+    spawn = f"import subprocess; open({str(child)!r}, 'w').write(str(subprocess.Popen(['sleep', '60']).pid))"
+    la = make_launch(data, "k8", "daemon", task_code(counter, extra=spawn, outputs={"ok": 1}))
+    executor, reports = make_executor()
+    await executor.submit(la)
+    assert (await reports.wait(la, TaskStatus.SUCCEEDED)).outputs == {"ok": 1}
+    assert not live(int(child.read_text()))  # killed before the result was recorded, as at a container's end

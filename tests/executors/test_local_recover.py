@@ -172,7 +172,7 @@ async def test_the_supervisor_argv_carries_no_environment(data: Path, gate: Gate
     await executor.submit(la)
     await reports.wait(la, TaskStatus.RUNNING)
     sup = psutil.Process(supervisor_pid(la))
-    assert sup.cmdline()[:2] == [PY, "-P"] and not any("hunter2" in a for a in sup.cmdline())
+    assert sup.cmdline()[:3] == [PY, "-I", "-S"] and not any("hunter2" in a for a in sup.cmdline())
     assert "hunter2-in-env" not in sup.environ().values()  # the supervisor itself runs without it
     assert [p.environ().get("API_KEY") for p in task_processes(data)] == ["hunter2-in-env"]
     gate.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from odin_core.errors import PermanentError
 from odin_core.model import TaskStatus
-from odin_core.settings import LocalSettings
+from odin_core.settings import LocalSettings, Settings
 
 from .conftest import PY, Gate, make_launch, record, task_code
 
@@ -53,6 +53,12 @@ async def test_more_names_can_be_passed_but_never_the_cores_own(data: Path, make
     env = task_env(la)
     assert (env["WANDB_API_KEY"], env["HF_TOKEN"]) == ("w", "h")
     assert "OTHER" not in env and not set(SECRETS) & set(env)
+
+
+def test_more_names_come_from_odin_local_pass_env():
+    settings = Settings.from_env({"ODIN_LOCAL_PASS_ENV": " WANDB_API_KEY, HF_* ,"})
+    assert settings.local.pass_env == ("WANDB_API_KEY", "HF_*")
+    assert settings.local.task_env == LocalSettings().task_env
 
 
 async def test_relative_helper_paths_resolve_in_the_job_directory(data: Path, tmp_path: Path, make_executor):

@@ -1,6 +1,6 @@
 """The supervisor of one local attempt: starts the task, waits for it, records how it ended.
 
-The local executor runs ``python -P local_supervisor.py <task id>.<attempt>`` and writes the launch
+The local executor runs ``python -I -S local_supervisor.py <task id>.<attempt>`` and writes the launch
 description (argv, env, cwd and the record paths, as JSON) on its stdin, so the task's environment is
 never in an argv that ``ps`` shows. The supervisor detaches (fork, ``setsid``: it is the leader of a
 session of its own, not a child of the core), then:
@@ -211,11 +211,12 @@ def _own_start() -> int:
 
 def _die_with(parent: int) -> Any:
     """A preexec function: the task's leader gets SIGKILL if the supervisor dies (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
+    try:
+        import ctypes
 
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):  # not Linux, or a Python built without ctypes
+        return None
     pr_set_pdeathsig = 1
 
     def preexec() -> None:
