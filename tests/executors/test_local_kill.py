@@ -63,6 +63,11 @@ async def test_cleanup_after_reattach_ends_every_attempt_of_the_run(
     assert [p.environ()["ODIN_TASK_ID"] for p in task_processes(data)] == ["k3--keep"]
     gate.release()  # the other run was not touched
     await reports.wait(other_run, TaskStatus.SUCCEEDED)
+    assert await executor.recover([record(one)]) == [record(one)]  # its records went with it
+    again = make_launch(data, "k2", "one", task_code(counter))  # the same run id, made again
+    await executor.submit(again)
+    await reports.wait(again, TaskStatus.SUCCEEDED)
+    assert executions(counter).count("k2--one.1") == 2
 
 
 async def test_a_kill_during_submit_waits_for_the_claim_and_ends_the_attempt(

@@ -43,6 +43,7 @@ from .local_files import (
     AttemptState,
     Key,
     attempt_header,
+    attempts_dir,
     final_update,
     list_attempts,
     log_path,
@@ -284,6 +285,9 @@ class LocalExecutor(Executor):
         run_path = self._run_path(run_id)
         attempts = await asyncio.to_thread(list_attempts, run_path)
         await asyncio.gather(*(self.kill(TaskRecord(run_id, task, attempt=n)) for task, n in attempts))
+        # The attempts' records are this executor's resources (as pods are the Kubernetes executor's): a run
+        # made again under the same id must start its attempts, not find these. Logs and outputs stay.
+        await asyncio.to_thread(shutil.rmtree, attempts_dir(run_path), True)
         return {r.name: False for r in records}
 
     async def close(self) -> None:
