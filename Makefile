@@ -48,6 +48,7 @@ format: venv
 bench: venv
 	$(PY) bench/engine_bookkeeping.py
 	$(PY) bench/handoff_latency.py
+	$(PY) bench/local_start_latency.py
 
 k8s-build:
 	bash tools/k8s/build.sh

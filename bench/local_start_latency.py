@@ -2,8 +2,10 @@
 
 For each of ``--attempts`` attempts of ``true``, one after another:
 
-- supervised (the local executor): submit() call → submit() returned (the supervisor has claimed the
-  attempt and started the task), and submit() call → SUCCEEDED reported (the result record read back);
+- supervised (the local executor): submit() call → submit() returned (a supervisor has claimed the
+  attempt and started the task), and submit() call → SUCCEEDED reported (the result record read back).
+  The executor keeps one supervisor warm, started after each submit; one after another, a submit often
+  waits for the rest of that start;
 - bare (what the executor did before supervisors): asyncio.create_subprocess_exec("true") → spawned,
   and → reaped.
 

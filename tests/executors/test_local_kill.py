@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
 
+import psutil
+from odin_core.executors.local_spawn import LABEL
 from odin_core.model import TaskStatus
 from odin_core.settings import LocalSettings
 
@@ -135,3 +138,33 @@ async def test_what_a_task_leaves_running_ends_with_it(data: Path, counter: Path
     await executor.submit(la)
     assert (await reports.wait(la, TaskStatus.SUCCEEDED)).outputs == {"ok": 1}
     assert not live(int(child.read_text()))  # killed before the result was recorded, as at a container's end
+
+
+def _spares(mark: str) -> list[psutil.Process]:
+    """Warm supervisors (started, waiting for a launch) of the executor whose environment carries ``mark``."""
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE and LABEL in p.cmdline() and p.environ().get("MARK") == mark:
+                found.append(p)
+    return found
+
+
+async def test_a_dead_spare_supervisor_is_replaced_and_close_dismisses_the_spare(
+    data: Path, counter: Path, make_executor
+):
+    mark = f"spare-{os.getpid()}-{id(data)}"
+    environ = {**os.environ, "MARK": mark}
+    executor, reports = make_executor(LocalSettings(pass_env=("MARK",)), environ=environ)
+    first = make_launch(data, "s1", "first", task_code(counter))
+    await executor.submit(first)
+    await reports.wait(first, TaskStatus.SUCCEEDED)
+    await wait_for(lambda: len(_spares(mark)) == 1, "a warm supervisor for the next submit")
+    for spare in _spares(mark):
+        spare.kill()  # it dies before anyone handed it a launch
+    second = make_launch(data, "s1", "second", task_code(counter, outputs={"ok": True}))
+    await executor.submit(second)
+    assert (await reports.wait(second, TaskStatus.SUCCEEDED)).outputs == {"ok": True}
+    await executor.close()
+    await wait_for(lambda: not _spares(mark), "the spare to go")
+    assert executions(counter) == ["s1--first.1", "s1--second.1"]

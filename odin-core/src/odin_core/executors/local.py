@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -35,7 +36,6 @@ from ..paths import confined
 from ..settings import LocalSettings
 from ..spec.model import TaskSpec
 from ..tasks import TaskSet
-from . import local_supervisor
 from .base import Executor, Launch
 from .local_env import inherited, task_env
 from .local_files import (
@@ -52,6 +52,7 @@ from .local_files import (
     read_state,
     read_text,
 )
+from .local_spawn import Supervisors
 from .local_watch import ProcRef, end_all, send, wait_ended
 
 __all__ = ["LocalExecutor", "count_gpus", "log_path", "outputs_path"]
@@ -59,7 +60,6 @@ __all__ = ["LocalExecutor", "count_gpus", "log_path", "outputs_path"]
 FOLLOW_POLL_S = 0.1  # `logs -f`: how often a quiet log file is read again
 STARTUP_POLL_S = 0.01  # how often a supervisor that claimed but has not started its task yet is looked at
 KILL_MARGIN_S = 5.0  # beyond the grace period, before the core kills a supervisor that did not finish
-SUPERVISOR = str(Path(local_supervisor.__file__).resolve())
 
 
 def _arg(value: Any) -> str:
@@ -101,6 +101,7 @@ class LocalExecutor(Executor):
         self._locks: dict[Key, asyncio.Lock] = {}
         self._tasks = TaskSet("local")
         self._gpu_probe: concurrent.futures.Future[int] | None = None
+        self._supervisors = Supervisors(self._base_env)
 
     # -- GPUs: probed once, in a thread ------------------------------------------------------
 
@@ -168,7 +169,7 @@ class LocalExecutor(Executor):
             "grace_s": self.settings.kill_grace_s,
             "max_outputs": C.MAX_OUTPUTS_BYTES,
         }
-        reply = await self._run_supervisor(description, log_file, f"{launch.task_id}.{launch.attempt}")
+        reply = await self._supervisors.launch(marshal.dumps(description), log_file)
         word, _, rest = reply.partition(" ")
         if word == "error":
             raise PermanentError(rest)
@@ -177,14 +178,6 @@ class LocalExecutor(Executor):
             if state.claim is None:
                 raise PermanentError(f"the local supervisor did not start {t.name!r}; see `odin logs {launch.task_id}`")
         return await self._attach(key, files)
-
-    async def _run_supervisor(self, description: dict[str, Any], log_file: Path, label: str) -> str:
-        """Start a supervisor, hand it the launch description on stdin, return its one-line answer.
-
-        In a thread: a blocking handshake that a cancelled submit cannot leave half done."""
-        # -I -S: isolated from PYTHON* variables and the site packages (faster; the supervisor needs the stdlib only)
-        argv = [sys.executable, "-I", "-S", SUPERVISOR, label]  # the label is for `ps`; the environment goes on stdin
-        return await asyncio.to_thread(_handshake, argv, json.dumps(description).encode(), log_file, self._base_env)
 
     async def _attach(self, key: Key, files: AttemptFiles) -> str:
         """Follow a claimed attempt (ours or another core's) until it ends; return its resource id."""
@@ -294,6 +287,7 @@ class LocalExecutor(Executor):
         """Stop following; the attempts go on (a restarted core re-attaches to them)."""
         await self._tasks.close()
         self._follows.clear()
+        await self._supervisors.close()
 
     # -- logs ------------------------------------------------------------------------------------
 
@@ -337,20 +331,6 @@ def _prepare(launch: Launch, files: AttemptFiles, out_file: Path, log_file: Path
         d.mkdir(parents=True, exist_ok=True)
     work = Path(launch.work_path) if launch.work_path else None
     return work if work is not None and work.is_dir() else Path(launch.task_path)
-
-
-def _handshake(argv: list[str], description: bytes, log_file: Path, env: dict[str, str]) -> str:
-    """Run the supervisor's first process, write ``description`` to it, return the answer line.
-
-    The supervisor answers and closes its stdout, so this returns once it has answered (or died); the
-    first process exits as soon as the supervisor has detached, and is reaped here."""
-    try:
-        with open(log_file, "ab") as log:  # the supervisor's own complaints land in the task's log
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd="/")
-    except OSError as e:
-        raise PermanentError(f"cannot start the local supervisor ({argv[0]}): {e.strerror}") from e
-    answer, _ = proc.communicate(description)
-    return answer.decode(errors="replace").strip()
 
 
 def _end_unsupervised(rec: TaskRecord) -> bool:
