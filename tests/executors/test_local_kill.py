@@ -58,6 +58,7 @@ async def test_cleanup_after_reattach_ends_every_attempt_of_the_run(
     core = await start_core([one, two, other_run])
     for la in (one, two, other_run):
         await core.running(la)
+    await wait_for(lambda: len(executions(counter)) == 3, "the three tasks to execute")
     await core.kill()
     executor, reports = make_executor()
     await executor.recover([record(one), record(two), record(other_run)])
