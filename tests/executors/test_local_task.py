@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import pytest
 from odin_core.errors import PermanentError
+from odin_core.executors.local import count_gpus
 from odin_core.model import TaskStatus
 from odin_core.settings import LocalSettings, Settings
 
@@ -137,3 +139,17 @@ async def test_bad_outputs_fail_the_attempt_with_a_reason(data: Path, make_execu
     await executor.submit(la)
     failed = await reports.wait(la, TaskStatus.FAILED)
     assert failed.message.startswith(problem) and failed.exit_code == 0
+
+
+async def test_gpus_asked_for_are_noted_and_the_fail_policy_refuses(data: Path, make_executor):
+    have = await asyncio.to_thread(count_gpus)  # what nvidia-smi says on this machine (0 without one)
+    la = make_launch(data, "g1", "train", "pass")
+    greedy = dataclasses.replace(la, task=dataclasses.replace(la.task, num_gpus=have + 1))
+    warn, _ = make_executor()
+    assert f"task 'train' asks for {have + 1} GPU(s); this machine has {have}: it runs without them" in warn.notes(
+        [greedy.task]
+    )
+    strict, _ = make_executor(LocalSettings(gpu_policy="fail"))
+    with pytest.raises(PermanentError, match=f"needs {have + 1} GPU"):
+        await strict.submit(greedy)
+    assert not (Path(la.run_path) / ".odin" / "attempts" / "train.1").exists()  # refused before any claim
