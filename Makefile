@@ -18,10 +18,10 @@ help:
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
-$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml requirements-dev.txt
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml midgard/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./midgard
 	touch $@
 
 venv: $(STAMP)

@@ -35,3 +35,8 @@ MAX_OUTPUTS_BYTES = 4096  # the kubelet's termination message limit
 
 # Local run layout under the run directory.
 RUN_META_DIR = ".odin"
+
+# Node agents (midgard) and the gateway that aggregates their reports.
+MIDGARD_PORT = 29999  # each agent's own HTTP port: GET /v1/gpus, /metrics
+NODE_REPORTS_PATH = "/v1/nodes/reports"  # where agents POST their reports on the gateway
+NODE_REPORT_VERSION = 1  # the "version" of a node report; the gateway refuses versions it does not know
