@@ -172,8 +172,11 @@ class FakeNvmlLibrary:
         return SUCCESS
 
     def _c_nvmlDeviceGetHandleByIndex_v2(self, index: int, out: int) -> int:
-        if index >= len(self.board.get("devices", [])):
+        devices = self.board.get("devices", [])
+        if index >= len(devices):
             return ERRORS["INVALID_ARGUMENT"]
+        if "handle_error" in devices[index]:  # e.g. a GPU fallen off the bus: GPU_IS_LOST
+            return ERRORS[devices[index]["handle_error"]]
         c_void_p.from_address(out).value = _handle_value(index)
         return SUCCESS
 
