@@ -58,3 +58,40 @@ async def start_agent() -> AsyncIterator[Callable[..., Any]]:
     for agent, runner in reversed(running):
         await agent.close()
         await runner.cleanup()
+
+
+class RunningGateway:
+    def __init__(self, app: Any, port: int, token_file: Any) -> None:
+        from odin_http.nodes import REGISTRY
+
+        self.registry = app[REGISTRY]
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.token_file = token_file
+
+
+@pytest.fixture
+async def start_gateway(tmp_path) -> AsyncIterator[Callable[..., Any]]:
+    """``await start_gateway(port=0, tokens=["t1"], **NodeSettings)``: an aiohttp app with only the node module."""
+    from aiohttp import web
+    from odin_http.nodes import NodeSettings, setup
+
+    runners: list[Any] = []
+
+    async def start(*, port: int = 0, tokens: list[str] | None = None, **overrides: Any) -> RunningGateway:
+        token_file = tmp_path / f"node-tokens-{len(runners)}"
+        token_file.write_text("\n".join(["# node tokens"] + (tokens if tokens is not None else ["node-secret"])))
+        settings = NodeSettings(token_file=str(token_file), kube_api_url="none", **overrides)
+        app = web.Application()
+        setup(app, settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        runners.append(runner)
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return RunningGateway(app, bound, token_file)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from odin_core.tasks import TaskSet
@@ -45,6 +46,7 @@ class Agent:
         self.readings_failed = 0
         self.last_reading_s = 0.0
         self.changed = asyncio.Condition()
+        self.pushed = asyncio.Condition()
         self._new = asyncio.Event()
         self._tasks = TaskSet("midgard")
 
@@ -79,6 +81,12 @@ class Agent:
             assert self.latest is not None
             return self.latest
 
+    async def wait_pushed(self, predicate: Callable[[PushState], bool], timeout_s: float) -> PushState:
+        """Wait until the push state satisfies ``predicate`` (checked after every push attempt)."""
+        async with self.pushed:
+            await asyncio.wait_for(self.pushed.wait_for(lambda: predicate(self.state)), timeout_s)
+        return self.state
+
     def start(self) -> None:
         self._tasks.spawn(self._read_loop(), "read")
         if self.pusher is not None:
@@ -111,7 +119,10 @@ class Agent:
         while True:
             await self._new.wait()
             self._new.clear()
-            if not await self.pusher.flush():
+            delivered = await self.pusher.flush()
+            async with self.pushed:
+                self.pushed.notify_all()
+            if not delivered:
                 await asyncio.sleep(self.state.delay())
                 self._new.set()  # try again after the backoff even if no new reading came
 
