@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean gpu-check-deps
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -57,6 +57,11 @@ cluster-up: venv k8s-build
 
 cluster-down: venv
 	$(PY) tools/k8s/cluster.py down
+
+# The agent's dependencies alone, in a folder to carry to a GPU machine (midgard/tools/gpu_check.sh, docs/midgard.md)
+gpu-check-deps: venv
+	rm -rf .gpu-deps
+	$(PY) -m pip install -q --target .gpu-deps nvidia-ml-py psutil aiohttp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

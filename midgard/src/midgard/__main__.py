@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -36,10 +37,12 @@ async def _run(settings: AgentSettings) -> int:
     except OSError as e:
         print(f"midgard: cannot listen on {settings.listen_host}:{settings.port}: {e.strerror or e}", file=sys.stderr)
         return 2
+    agent.start()
+    with contextlib.suppress(TimeoutError):  # say "listening" once there is something to serve (or after a while)
+        await agent.wait_for(1, timeout_s=3 * settings.interval_s + 30)
     logging.getLogger("midgard").info("serving on %s:%d (push to %s)", settings.listen_host, port,
                                       settings.gateway_url or "nobody")  # fmt: skip
     print(f"midgard listening on {settings.listen_host}:{port}", flush=True)
-    agent.start()
     try:
         await stop.wait()
     finally:

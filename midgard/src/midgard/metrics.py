@@ -119,14 +119,16 @@ class _Writer:
         self.samples: dict[str, list[str]] = {}
         self.meta: dict[str, tuple[str, str]] = {}
 
-    def add(self, name: str, kind: str, help: str, labels: dict[str, Any], value: Any) -> None:
+    def add(self, name: str, kind: str, help: str, labels: dict[str, Any] | str, value: Any) -> None:
+        """One sample; ``labels`` as a dict, or already formatted (``{a="b"}``) when many samples share them."""
         if value is None:
             return
         if isinstance(value, bool):
             value = int(value)
-        if help or name not in self.meta:
-            self.meta.setdefault(name, (kind, help))
-        self.samples.setdefault(name, []).append(f"{name}{_labels(labels)} {_number(value)}")
+        if name not in self.meta:
+            self.meta[name] = (kind, help)
+        text = labels if isinstance(labels, str) else _labels(labels)
+        self.samples.setdefault(name, []).append(f"{name}{text} {_number(value)}")
 
     def text(self) -> str:
         out = []
@@ -143,12 +145,13 @@ def _gpus(w: _Writer, report: dict[str, Any]) -> None:
     for gpu in report.get("gpus", []):
         if gpu.get("uuid") is None:
             continue
-        labels = gpu_labels(gpu, host)
+        labels = _labels(gpu_labels(gpu, host))
         for name, kind, help, get in GPU_METRICS:
             w.add(name, kind, help, labels, get(gpu))
         for mig in gpu.get("migDevices") or []:
+            mig_labels = _labels(_mig_labels(gpu, mig, host))
             for name, kind, help, get in MIG_METRICS:
-                w.add(name, kind, help, _mig_labels(gpu, mig, host), get(mig))
+                w.add(name, kind, help, mig_labels, get(mig))
 
 
 def _tasks(w: _Writer, report: dict[str, Any]) -> None:

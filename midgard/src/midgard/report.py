@@ -44,6 +44,9 @@ class PodFacts:
     task_id: str = ""
 
 
+NOT_READ = Missing("error", "not read")
+
+
 class _Fields:
     """Collects the values of one device, noting which were not supported and which failed."""
 
@@ -53,7 +56,7 @@ class _Fields:
         self.errors: dict[str, str] = {}
 
     def get(self, raw: str, field: str, convert: Any = None, part: int | None = None) -> Any:
-        value = self.values.get(raw, Missing("error", "not read"))
+        value = self.values.get(raw, NOT_READ)
         if isinstance(value, Missing):
             if value.code == NOT_SUPPORTED:
                 self.not_supported.append(field)
@@ -66,7 +69,7 @@ class _Fields:
 
     def sub(self, raw: str, key: str, field: str, convert: Any = None) -> Any:
         """A field of a struct reading (``memory.used``); the whole struct may be missing."""
-        value = self.values.get(raw, Missing("error", "not read"))
+        value = self.values.get(raw, NOT_READ)
         if isinstance(value, Missing):
             return self.get(raw, field)
         if value.get(key) is None:  # the struct of this driver has no such member (v1 memory: no "reserved")

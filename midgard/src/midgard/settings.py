@@ -107,6 +107,7 @@ def _check(s: AgentSettings) -> AgentSettings:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="midgard",
+        allow_abbrev=False,  # "--token x" must be an error, not an abbreviation of --token-file
         description="Odin's node agent: reads every GPU (NVML) and the node, serves them on its own port and "
         "pushes one report per interval to the gateway. Every flag also has an environment variable.",
         epilog="The node token is read from --token-file or $MIDGARD_TOKEN, never from a flag. "

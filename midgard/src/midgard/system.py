@@ -19,6 +19,7 @@ class SystemReader:
 
     def __init__(self, disk_paths: Sequence[str] = ("/",)) -> None:
         self.disk_paths = tuple(disk_paths)
+        self.boot_time = psutil.boot_time()
         psutil.cpu_percent(interval=None)  # the first call only starts the counters
 
     def read(self) -> dict[str, Any]:
@@ -28,7 +29,7 @@ class SystemReader:
             "disks": [self._disk(p) for p in self.disk_paths],
             "load": self._load(),
             "network": self._network(),
-            "uptimeS": round(time.time() - psutil.boot_time(), 1),
+            "uptimeS": round(time.time() - self.boot_time, 1),
         }
 
     @staticmethod

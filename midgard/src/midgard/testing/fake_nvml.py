@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from ctypes import POINTER, c_char, c_int, c_uint, c_ulonglong, c_void_p, cast
@@ -91,6 +92,7 @@ class FakeNvmlLibrary:
         self.board = board
         self.calls: dict[str, int] = {}
         self.unrecorded: list[str] = []
+        self.seconds = 0.0  # time spent inside this library's functions (the replay's own cost)
         self._fns: dict[str, Any] = {}
         self._handles: dict[int, tuple[str, dict[str, Any]]] = {}
         for i, dev in enumerate(board.get("devices", [])):
@@ -109,20 +111,22 @@ class FakeNvmlLibrary:
 
     # -- dispatch ---------------------------------------------------------------------------------------------
     def _wrap(self, name: str) -> Callable[..., int]:
+        special = getattr(type(self), f"_c_{name}", None)
+
         def fn(*args: Any) -> int:
+            started = time.perf_counter()
             self.calls[name] = self.calls.get(name, 0) + 1
             try:
-                return self._dispatch(name, list(args))
+                return int(special(self, *args)) if special else self._dispatch(name, list(args))
             except Exception as e:  # a C callback must not raise: report it as NVML's "unknown error"
                 self.unrecorded.append(f"{name}: {type(e).__name__}: {e}")
                 return ERRORS["UNKNOWN"]
+            finally:
+                self.seconds += time.perf_counter() - started
 
         return fn
 
     def _dispatch(self, name: str, args: list[Any]) -> int:
-        special = getattr(self, f"_c_{name}", None)
-        if special is not None:
-            return int(special(*args))
         sig = SIGNATURES[name]
         table, where = (self.board.get("system", {}), "system") if "h" not in sig else self._device(args.pop(0))
         if name not in table:
