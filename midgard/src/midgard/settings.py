@@ -149,3 +149,11 @@ def reference_rows() -> list[tuple[str, str, str, str]]:
         rows.append((f.metadata["env"], flag, default, f.metadata["help"]))
     rows.append((C.ENV_TOKEN, "", "", "the node token (when no token file is set); never a flag"))
     return rows
+
+
+def reference_markdown() -> str:
+    """The configuration reference as the Markdown table in docs/midgard.md (a test keeps the two equal)."""
+    lines = ["| environment | flag | default | meaning |", "|---|---|---|---|"]
+    for env, flag, default, help in reference_rows():
+        lines.append(f"| `{env}` | {f'`{flag}`' if flag else ''} | `{default}` | {help} |")
+    return "\n".join(lines)

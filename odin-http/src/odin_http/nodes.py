@@ -16,7 +16,6 @@ reported to it.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -30,7 +29,7 @@ from odin_core.constants import NODE_REPORTS_PATH
 from odin_core.errors import AuthError, InvalidRequest, NotFound, OdinError
 
 from .nodes_kube import NodeCapacity
-from .nodes_model import MAX_REPORT_BYTES, RESOURCE_ID, NodeLimits, NodeRegistry, ReportError, validate
+from .nodes_model import MAX_REPORT_BYTES, RESOURCE_ID, NodeLimits, NodeRegistry, ReportError, dumps, loads, validate
 
 log = logging.getLogger("odin_http.nodes")
 
@@ -77,6 +76,11 @@ class NodeSettings:
         if not values.get("kube_api_url") and host:
             values["kube_api_url"] = f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}"
         return cls(**values)
+
+    @classmethod
+    def reference(cls) -> list[tuple[str, str]]:
+        """(environment variable, default) of every setting, for the configuration reference."""
+        return [(f"ODIN_NODES_{name.upper()}", str(f.default)) for name, f in cls.__dataclass_fields__.items()]
 
     def limits(self) -> NodeLimits:
         return NodeLimits(self.stale_after_s, self.history_s, self.history_points, self.idle_after_s,
@@ -134,7 +138,7 @@ async def _body(request: web.Request, limit: int) -> Any:
     if len(data) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
     try:
-        return json.loads(data)
+        return loads(data)
     except ValueError as e:
         raise InvalidRequest(f"the body is not JSON: {e}") from e
 
@@ -149,7 +153,7 @@ def _reports(body: Any) -> list[dict[str, Any]]:
             out.append(validate(rep))
         except ReportError as e:
             raise InvalidRequest(f"report {i}: {e}") from e
-        if len(json.dumps(rep, separators=(",", ":"))) > MAX_REPORT_BYTES:
+        if len(dumps(rep)) > MAX_REPORT_BYTES:
             raise InvalidRequest(f"report {i}: larger than {MAX_REPORT_BYTES} bytes")
     return out
 
@@ -175,7 +179,8 @@ async def nodes(request: web.Request) -> web.Response:
 async def gpus(request: web.Request) -> web.Response:
     reg = request.app[REGISTRY]
     now = time.time()
-    return web.json_response({"gpus": reg.gpus(now), "warnings": reg.warnings(now)})
+    body = dumps({"gpus": reg.gpus(now), "warnings": reg.warnings(now)})
+    return web.Response(body=body, content_type="application/json")
 
 
 async def resource_gpus(request: web.Request) -> web.Response:

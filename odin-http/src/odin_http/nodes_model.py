@@ -18,6 +18,27 @@ from typing import Any
 
 from odin_core.constants import NODE_REPORT_VERSION
 
+try:  # 5-10x faster than json on reports (1,000 nodes at 1 Hz); NaN/Infinity are refused on input, null on output
+    import orjson
+
+    def loads(data: bytes) -> Any:
+        return orjson.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+except ImportError:  # pragma: no cover - the gateway declares orjson; this keeps the module usable without it
+
+    def loads(data: bytes) -> Any:
+        return json.loads(data, parse_constant=_refuse)
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    def _refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+
 NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # a Kubernetes node name (DNS-1123 subdomain)
 RESOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,250}$")  # run ids and task ids (<run>--<task>)
 MAX_GPUS = 64
@@ -176,8 +197,7 @@ def capacity_from_report(report: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
-    body = json.dumps(entry, separators=(",", ":")).encode()
-    return body[1:]  # without the opening brace: the listing puts the time-dependent fields first
+    return dumps(entry)[1:]  # without the opening brace: the listing puts the time-dependent fields first
 
 
 class NodeRegistry:
@@ -246,8 +266,8 @@ class NodeRegistry:
             head = f'{{"stale":{"true" if self.is_stale(st, now) else "false"},"ageS":{age},'.encode()
             parts.append(head + st.fragment)
         for name in sorted(self.capacity.keys() - self.nodes.keys()):
-            parts.append(json.dumps(_unreported(name, self.capacity[name]), separators=(",", ":")).encode())
-        warnings = json.dumps(self.warnings(now), separators=(",", ":")).encode()
+            parts.append(dumps(_unreported(name, self.capacity[name])))
+        warnings = dumps(self.warnings(now))
         return b'{"nodes":[' + b",".join(parts) + b'],"warnings":' + warnings + b"}"
 
     def gpus(self, now: float) -> list[dict[str, Any]]:
