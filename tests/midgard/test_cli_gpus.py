@@ -27,8 +27,10 @@ def agent_report(node: str) -> dict:
 
 
 async def odin(gateway_url: str, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "odin_client", "--server", gateway_url, *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
+    pipe = asyncio.subprocess.PIPE
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "odin_client", "--server", gateway_url, *args, stdout=pipe, stderr=pipe
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
 
