@@ -33,7 +33,7 @@ test: venv k8s-build
 	$(PY) -m pytest
 
 test-fast: venv
-	$(PY) -m pytest --ignore=tests/k8s
+	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s
 
 check: venv
 	$(VENV)/bin/ruff check .
