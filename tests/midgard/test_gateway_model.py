@@ -118,3 +118,22 @@ def test_invalid_reports_are_refused_with_the_field(change, message):
         validate({**report_for("n1", ts=1, seq=1), **change})
     with pytest.raises(ReportError):
         validate([report_for("n1", ts=1, seq=1)])
+
+
+def test_the_legacy_listing_never_hands_the_original_client_an_unknown_number():
+    lost = {"index": 3, "id": None, "uuid": None, "errors": {"device": "GPU is lost"}}
+    no_power = {**report_for("n1", ts=1, seq=1)["gpus"][0], "powerReadings": {"powerDraw": None, "powerLimit": 115.0,
+                                                                             "unit": "W"},
+                "processes": [{"pid": 7, "process_name": "x", "used_memory": None}]}  # fmt: skip
+    reg = NodeRegistry(LIMITS)
+    rep = {**report_for("n1", ts=1, seq=1), "gpus": [no_power, lost]}
+    reg.ingest([validate(rep)], now=1)
+    first, second = listing(reg, 1)["nodes"][0]["gpus"]
+    for gpu in (first, second):  # what the original odin-gpus computes on
+        assert isinstance(gpu["id"].split(":")[1], str) and isinstance(gpu["productName"].replace("x", ""), str)
+        assert int(gpu["powerReadings"]["powerDraw"]) >= 0 and int(gpu["powerReadings"]["powerLimit"]) >= 0
+        assert all(int(p["used_memory"]) >= 0 for p in gpu["processes"])
+    assert first["legacyZeroed"] == ["powerReadings.powerDraw", "processes[7].used_memory"]
+    assert second["id"] == "unknown:3" and second["errors"] == {"device": "GPU is lost"}
+    gpus = reg.gpus(1)  # /v1/gpus keeps the truth
+    assert gpus[0]["powerReadings"]["powerDraw"] is None and gpus[1]["id"] is None

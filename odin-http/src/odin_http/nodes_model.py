@@ -164,6 +164,39 @@ class NodeLimits:
     idle_util_percent: float = 5.0
 
 
+def legacy_gpu(gpu: Mapping[str, Any]) -> dict[str, Any]:
+    """A GPU as ``/v1/nodes`` lists it: the report's entry, with what the original client computes on always there.
+
+    The original ``odin-gpus`` does ``int()`` on the power draw and limit and on each process's memory, splits ``id``
+    on ``:`` and calls string methods on ``productName``: an unknown value there (a consumer board without a power
+    reading, a GPU lost from the bus) would crash it. So, here only, an unknown power or memory figure is written as
+    0 and named in ``legacyZeroed``; ``/v1/gpus`` keeps them ``null``.
+    """
+    out = dict(gpu)
+    zeroed = []
+    power = dict(gpu.get("powerReadings") or {"unit": "W"})
+    for key in ("powerDraw", "powerLimit"):
+        if _num(power.get(key)) is None:
+            power[key] = 0
+            zeroed.append(f"powerReadings.{key}")
+    out["powerReadings"] = power
+    out["utilization"] = gpu.get("utilization") or {"gpuUtil": None, "unit": "%"}
+    if not isinstance(gpu.get("id"), str) or ":" not in gpu["id"]:
+        out["id"] = f"unknown:{gpu.get('index')}"
+    if not isinstance(gpu.get("productName"), str):
+        out["productName"] = "unknown"
+    procs = []
+    for p in gpu.get("processes") or []:
+        if _num(p.get("used_memory")) is None:
+            p = {**p, "used_memory": 0}
+            zeroed.append(f"processes[{p.get('pid')}].used_memory")
+        procs.append(p)
+    out["processes"] = procs
+    if zeroed:
+        out["legacyZeroed"] = zeroed
+    return out
+
+
 def entry_of(report: Mapping[str, Any], capacity: Mapping[str, Any] | None) -> dict[str, Any]:
     """A node as ``GET /v1/nodes`` lists it (the original shape: capacity, GPUs, host, internal IP)."""
     return {
@@ -172,7 +205,7 @@ def entry_of(report: Mapping[str, Any], capacity: Mapping[str, Any] | None) -> d
         "internalIp": report.get("internalIp"),
         "capacity": dict(capacity) if capacity else capacity_from_report(report),
         "capacitySource": "kubernetes" if capacity else "agent",
-        "gpus": report["gpus"],
+        "gpus": [legacy_gpu(g) for g in report["gpus"]],
         "tasks": report.get("tasks", []),
         "nvml": report.get("nvml"),
         "system": report.get("system"),
