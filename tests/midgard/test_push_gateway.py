@@ -198,3 +198,15 @@ def test_the_buffer_drops_the_oldest_when_full():
     assert [r["seq"] for r in state.buffer] == [2, 3, 4] and state.dropped == 2
     state.settle(2, DROP)
     assert [r["seq"] for r in state.buffer] == [4] and state.rejected == 2
+
+
+def test_gateway_settings_from_the_environment():
+    from odin_core.errors import InvalidRequest
+    from odin_http.nodes import NodeSettings
+
+    s = NodeSettings.from_env({"ODIN_NODES_STALE_AFTER_S": "12", "ODIN_NODES_HISTORY_POINTS": "10",
+                               "KUBERNETES_SERVICE_HOST": "10.96.0.1"})  # fmt: skip
+    assert (s.stale_after_s, s.history_points, s.kube_api_url) == (12.0, 10, "https://10.96.0.1:443")
+    assert NodeSettings.from_env({"ODIN_NODES_KUBE_API_URL": "none"}).kube_api_url == "none"
+    with pytest.raises(InvalidRequest, match="ODIN_NODES_IDLE_AFTER_S='later': expected float"):
+        NodeSettings.from_env({"ODIN_NODES_IDLE_AFTER_S": "later"})
