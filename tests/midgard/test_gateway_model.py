@@ -48,6 +48,13 @@ def test_kubernetes_capacity_replaces_the_agents_and_lists_nodes_without_agent()
     assert nodes["cpu-only"]["gpus"] == [] and "no report" in nodes["cpu-only"]["agent"]
 
 
+def test_samples_without_a_task_are_not_kept_in_the_history():
+    reg = NodeRegistry(LIMITS)
+    reg.ingest([report_for("n1", ts=1000 + i, seq=i, task_id=None) for i in range(10)], now=1010)
+    assert len(reg.nodes["n1"].history) == 0 and reg.accepted == 10
+    assert listing(reg, 1010)["nodes"][0]["seq"] == 9
+
+
 def test_history_is_bounded_by_points_and_age():
     reg = NodeRegistry(LIMITS)
     reg.ingest([report_for("n1", ts=1000 + i, seq=i) for i in range(120)], now=1120)

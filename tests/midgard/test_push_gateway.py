@@ -37,7 +37,7 @@ async def test_reports_reach_the_gateway_and_its_listing(board, replay, start_ag
     assert [g["productName"] for g in node["gpus"]] == ["NVIDIA A100-SXM4-40GB"] * 2
     assert node["capacity"]["nvidia.com/gpu"] == "2" and node["capacitySource"] == "agent"
     assert [(g["node"], g["index"]) for g in gpus] == [("gpu-node-1", 0), ("gpu-node-1", 1)]
-    assert len(gw.registry.nodes["gpu-node-1"].history) >= 3
+    assert len(gw.registry.nodes["gpu-node-1"].seen) >= 3 and gw.registry.accepted >= 3
 
 
 async def test_a_wrong_token_is_refused_and_nothing_is_lost_once_it_is_fixed(board, replay, start_agent,
@@ -54,8 +54,8 @@ async def test_a_wrong_token_is_refused_and_nothing_is_lost_once_it_is_fixed(boa
     waiting = [r["seq"] for r in agent.state.buffer]
     token.write_text("right-one\n")  # the token file is read at every push: a rotation needs no restart
     await agent.wait_pushed(lambda s: s.sent >= len(waiting) and s.failures == 0, TIMEOUT_S)
-    history = [s.seq for s in gw.registry.nodes["gpu-node-1"].history]
-    assert history[: len(waiting)] == waiting  # every buffered report arrived, in order
+    arrived = [seq for _, seq in gw.registry.nodes["gpu-node-1"].seen]
+    assert arrived[: len(waiting)] == waiting  # every buffered report arrived, in order
 
 
 async def test_gateway_away_then_back_buffer_is_bounded(board, replay, start_agent, start_gateway, tmp_path):

@@ -44,7 +44,7 @@ class NodeSettings:
     """``ODIN_NODES_STALE_AFTER_S``: a node silent this long is listed as stale (with its last report)."""
     history_s: float = 3600.0
     """``ODIN_NODES_HISTORY_S``: how far back timelines reach."""
-    history_points: int = 3600
+    history_points: int = 720
     """``ODIN_NODES_HISTORY_POINTS``: most samples kept per node (the memory bound)."""
     idle_after_s: float = 600.0
     """``ODIN_NODES_IDLE_AFTER_S``: warn when a task has left its GPU idle this long."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,13 +46,14 @@ MAX_GPUS = 64
 MAX_TASKS = 512
 MAX_PROCESSES = 1024
 MAX_REPORT_BYTES = 512 * 1024
+RECENT_KEYS = 512  # per node, for duplicates: more than an agent's buffer (120 by default)
 
 
 class ReportError(ValueError):
     """A report the gateway refuses; the message says which field and why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holding:
     """One task holding one GPU (or MIG instance) in one sample."""
 
@@ -65,14 +67,14 @@ class Holding:
     gpu_util: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
-    """The compact part of a report kept in the history: time, per-GPU utilisation and memory, and holdings."""
+    """The part of a report kept in the history: its time and which tasks held which GPU, how hard. A node without
+    tasks costs one small object per report (1,000 nodes x 720 samples stay in tens of MiB)."""
 
     timestamp: float
     agent_id: str
     seq: int
-    gpus: tuple[tuple[str, int | None, float | None, int | None], ...]  # (uuid, index, util %, used MiB)
     holdings: tuple[Holding, ...]
 
 
@@ -114,18 +116,18 @@ def validate(report: Any) -> dict[str, Any]:
     return report
 
 
+def _text(value: Any) -> str:
+    """Interned: the same task and GPU ids recur in every sample of the history; one copy of each is kept."""
+    return sys.intern(str(value or ""))
+
+
 def sample_of(report: Mapping[str, Any]) -> Sample:
-    gpus = []
-    for g in report["gpus"]:
-        util = (g.get("utilization") or {}).get("gpuUtil")
-        used = (g.get("fbMemoryUsage") or {}).get("used")
-        gpus.append((str(g.get("uuid") or ""), _int(g.get("index")), _num(util), _int(used)))
     holdings = tuple(
         Holding(
-            task_id=str(t.get("taskId") or ""),
-            run_id=str(t.get("runId") or ""),
-            task=str(t.get("task") or ""),
-            gpu_uuid=str(t.get("gpuUuid") or ""),
+            task_id=_text(t.get("taskId")),
+            run_id=_text(t.get("runId")),
+            task=_text(t.get("task")),
+            gpu_uuid=_text(t.get("gpuUuid")),
             gpu_index=_int(t.get("gpuIndex")),
             mig_index=_int(t.get("migIndex")),
             used_memory=_int(t.get("usedMemory")),
@@ -134,7 +136,7 @@ def sample_of(report: Mapping[str, Any]) -> Sample:
         for t in report.get("tasks", [])
         if t.get("taskId")
     )
-    return Sample(float(report["timestamp"]), str(report["agentId"]), int(report["seq"]), tuple(gpus), holdings)
+    return Sample(float(report["timestamp"]), _text(report["agentId"]), int(report["seq"]), holdings)
 
 
 @dataclass
@@ -152,14 +154,14 @@ class NodeState:
     last_seen: float
     history: deque[Sample] = field(default_factory=deque)
     idle: dict[tuple[str, str], IdleState] = field(default_factory=dict)
-    seen: set[tuple[str, int]] = field(default_factory=set)
+    seen: dict[tuple[str, int], None] = field(default_factory=dict)  # recent (agentId, seq): resent batches
 
 
 @dataclass(frozen=True)
 class NodeLimits:
     stale_after_s: float = 30.0
     history_s: float = 3600.0
-    history_points: int = 3600
+    history_points: int = 720
     idle_after_s: float = 600.0
     idle_util_percent: float = 5.0
 
@@ -265,13 +267,14 @@ class NodeRegistry:
             state = NodeState(name, rep, self._fragment(rep), now)
             self.nodes[name] = state
         state.last_seen = now
-        state.seen.add(key)
-        if len(state.seen) > 4 * self.limits.history_points:
-            state.seen = {(s.agent_id, s.seq) for s in state.history}
+        state.seen[key] = None
+        if len(state.seen) > RECENT_KEYS:  # an agent resends at most its buffer: older keys cannot come back
+            del state.seen[next(iter(state.seen))]
         if rep["timestamp"] >= state.latest["timestamp"]:
             state.latest, state.fragment = rep, self._fragment(rep)
             _track_idle(state, sample, self.limits.idle_util_percent)
-        _insert(state.history, sample)
+        if sample.holdings:  # timelines are of tasks: a sample without one would only take memory
+            _insert(state.history, sample)
         _prune(state.history, now - self.limits.history_s, self.limits.history_points)
         return 1
 
