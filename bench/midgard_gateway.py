@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -158,6 +159,7 @@ def main() -> None:
     parser.add_argument("--read-every", type=float, default=0.5)
     args = parser.parse_args()
     body = template(args.gpus)
+    load_before = os.getloadavg()
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         token = Path(tmp) / "tokens"
@@ -183,17 +185,18 @@ def main() -> None:
         "pushes": pushed, "gets": read, "gateway": gateway,
         "ingest_reports_per_s": round(pushed["sent"] / pushed["elapsed"], 1), "offered_per_s": offered,
         "gateway_cpu_percent_of_one_core": round(100 * gateway["cpu_s"] / pushed["elapsed"], 1),
+        "gateway_cpu_ms_per_report": round(1000 * gateway["cpu_s"] / max(1, gateway["accepted"]), 3),
+        "load_average_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
     }  # fmt: skip
     print(json.dumps(result, indent=1))
-    g = read["latency_ms"]
-    print(
-        f"\n| nodes | GPUs/node | reports/s (offered) | push p99 | GET /v1/nodes p50 | p99 | max | response | "
-        f"gateway CPU | gateway RSS |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        f"| {args.nodes} | {args.gpus} | {result['ingest_reports_per_s']} ({offered}) | "
-        f"{pushed['push_latency_ms']['p99']} ms | {g['p50']} ms | {g['p99']} ms | {g['max']} ms | "
-        f"{read['response_mib']} MiB | {result['gateway_cpu_percent_of_one_core']} % | {gateway['rss_mib']} MiB |"
-    )
-
+    g, r = read["latency_ms"], result
+    print("\n| nodes | GPUs/node | reports/s (offered) | push p99 | GET /v1/nodes p50 | p99 | max | response "
+          "| gateway CPU | CPU per report | gateway RSS | load avg |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {args.nodes} | {args.gpus} | {r['ingest_reports_per_s']} ({offered}) | {pushed['push_latency_ms']['p99']} ms "
+          f"| {g['p50']} ms | {g['p99']} ms | {g['max']} ms | {read['response_mib']} MiB "
+          f"| {r['gateway_cpu_percent_of_one_core']} % | {r['gateway_cpu_ms_per_report']} ms | {gateway['rss_mib']} MiB "
+          f"| {r['load_average_before_after']} |")  # fmt: skip
 
 if __name__ == "__main__":
     main()
