@@ -11,8 +11,9 @@ from midgard_support import report_for
 from odin_core.constants import NODE_REPORTS_PATH
 from odin_http.nodes_openapi import paths, schemas
 
-ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
-         "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}  # fmt: skip
+MESSAGE = {"type": "object", "required": ["code", "message"],
+           "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}  # fmt: skip
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": MESSAGE}}
 
 
 def check(path: str, method: str, status: int, body: object) -> None:
