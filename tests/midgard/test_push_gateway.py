@@ -210,3 +210,17 @@ def test_gateway_settings_from_the_environment():
     assert NodeSettings.from_env({"ODIN_NODES_KUBE_API_URL": "none"}).kube_api_url == "none"
     with pytest.raises(InvalidRequest, match="ODIN_NODES_IDLE_AFTER_S='later': expected float"):
         NodeSettings.from_env({"ODIN_NODES_IDLE_AFTER_S": "later"})
+
+
+async def test_a_token_bound_to_a_node_reports_only_that_node(start_gateway):
+    gw = await start_gateway(tokens=["shared", "tok-a gpu-a", "tok-b gpu-b"])
+    url = f"{gw.url}/v1/nodes/reports"
+
+    def body(*nodes: str) -> bytes:
+        return json.dumps({"reports": [report_for(n, ts=1, seq=i) for i, n in enumerate(nodes)]}).encode()
+
+    assert (await post(url, body("gpu-a"), {"Authorization": "Bearer tok-a"}))[0] == 202
+    status, reply = await post(url, body("gpu-a", "gpu-b"), {"Authorization": "Bearer tok-a"})
+    assert status == 403 and reply["error"]["code"] == "forbidden" and "gpu-a, not gpu-b" in reply["error"]["message"]
+    assert "gpu-b" not in gw.registry.nodes  # the whole batch was refused
+    assert (await post(url, body("gpu-b", "gpu-c"), {"Authorization": "Bearer shared"}))[0] == 202

@@ -87,15 +87,25 @@ class NodeSettings:
                           self.idle_util_percent)  # fmt: skip
 
 
+class NodeNotAllowed(AuthError):
+    """A node token bound to one node was used to report another."""
+
+    code = "forbidden"
+
+
 class NodeTokens:
-    """The accepted node tokens, re-read when their file changes (rotation without a restart)."""
+    """The accepted node tokens, re-read when their file changes (rotation without a restart).
+
+    One token per line; ``TOKEN NODE`` binds a token to one node name (that agent can then report only itself),
+    a token alone may report any node. Lines starting with ``#`` are comments.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = Path(path) if path else None
         self._mtime: float | None = None
-        self._tokens: tuple[bytes, ...] = ()
+        self._tokens: tuple[tuple[bytes, str], ...] = ()
 
-    def _load(self) -> tuple[bytes, ...]:
+    def _load(self) -> tuple[tuple[bytes, str], ...]:
         if self.path is None:
             return ()
         try:
@@ -104,19 +114,26 @@ class NodeTokens:
             return ()
         if mtime != self._mtime:
             lines = self.path.read_text(encoding="utf-8").splitlines()
-            self._tokens = tuple(t.strip().encode() for t in lines if t.strip() and not t.startswith("#"))
+            words = [line.split() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+            self._tokens = tuple((w[0].encode(), w[1] if len(w) > 1 else "") for w in words)
             self._mtime = mtime
         return self._tokens
 
-    def check(self, header: str | None) -> None:
+    def check(self, header: str | None) -> str:
+        """The node the token is bound to ("" for any node); ``AuthError`` when it is missing or wrong."""
         tokens = self._load()
         if not tokens:
             raise AuthError("node reports are disabled on this gateway: set ODIN_NODES_TOKEN_FILE")
         scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
+        if scheme.lower() != "bearer" or not given.strip():
             raise AuthError("missing node token: send Authorization: Bearer <node token>")
-        if not any(hmac.compare_digest(given.strip().encode(), t) for t in tokens):  # every token compared
+        presented, found, bound = given.strip().encode(), False, ""
+        for token, node in tokens:  # no early exit: the time taken does not say which token matched
+            if hmac.compare_digest(presented, token):
+                found, bound = True, node
+        if not found:
             raise AuthError("wrong node token")
+        return bound
 
 
 REGISTRY = web.AppKey("odin_nodes_registry", NodeRegistry)
@@ -161,8 +178,13 @@ def _reports(body: Any) -> list[dict[str, Any]]:
 async def push(request: web.Request) -> web.Response:
     settings: NodeSettings = request.app[SETTINGS]
     try:
-        request.app[TOKENS].check(request.headers.get("Authorization"))
+        bound = request.app[TOKENS].check(request.headers.get("Authorization"))
         reports = _reports(await _body(request, settings.max_body_bytes))
+        other = next((r["node"] for r in reports if bound and r["node"] != bound), None)
+        if other is not None:
+            raise NodeNotAllowed(f"this node token belongs to node {bound}, not {other}")
+    except NodeNotAllowed as e:
+        return _error(e, 403)
     except OdinError as e:
         return _error(e)
     except web.HTTPRequestEntityTooLarge as e:

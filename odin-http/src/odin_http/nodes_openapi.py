@@ -95,6 +95,7 @@ def paths() -> dict[str, Any]:
                     "accepted": {"type": "integer"}, "new": {"type": "integer"}}}, "accepted"),
                 "400": _json(ERROR, "an invalid report (the field is named)"),
                 "401": _json(ERROR, "missing or wrong node token"),
+                "403": _json(ERROR, "the token is bound to another node"),
                 "413": _json(ERROR, "request too large"),
             },
         }},
