@@ -46,17 +46,3 @@ def summary(values: list[float]) -> dict[str, float]:
         "mean": statistics.fmean(values),
         "max": max(values),
     }
-
-
-def gateway_nodes_module() -> tuple[Any, Any, Any]:
-    """odin_http.nodes (REGISTRY, NodeSettings, setup), from the installed gateway or else from the source tree."""
-    import importlib
-    import sys
-    from pathlib import Path
-
-    try:
-        nodes = importlib.import_module("odin_http.nodes")
-    except ModuleNotFoundError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "odin-http" / "src"))
-        nodes = importlib.import_module("odin_http.nodes")
-    return nodes.REGISTRY, nodes.NodeSettings, nodes.setup

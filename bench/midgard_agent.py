@@ -29,9 +29,8 @@ import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import gateway_nodes_module, machine
-
-REGISTRY, NodeSettings, setup = gateway_nodes_module()
+from _common import machine
+from odin_http.nodes import REGISTRY, NodesSettings, setup
 
 REPLAY = (
     "import sys; from midgard.testing import fake_nvml as F; "
@@ -42,7 +41,7 @@ REPLAY = (
 
 async def gateway(token_file: Path) -> tuple[web.AppRunner, int, Any]:
     app = web.Application()
-    setup(app, NodeSettings(token_file=str(token_file), kube_api_url="none"))
+    setup(app, NodesSettings(token_file=str(token_file), kube_api_url="none"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

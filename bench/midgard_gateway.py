@@ -26,7 +26,8 @@ import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import gateway_nodes_module, machine, summary
+from _common import machine, summary
+from odin_http.nodes import REGISTRY, NodesSettings, setup
 
 WORKERS = 100
 
@@ -51,11 +52,9 @@ def template(gpus: int) -> bytes:
 
 
 def run_gateway(token_file: str, port_q: Any, stop: Any, stats_q: Any) -> None:
-    registry_key, node_settings, setup = gateway_nodes_module()
-
     async def main() -> None:
         app = web.Application(client_max_size=8 * 2**20)
-        setup(app, node_settings(token_file=token_file, kube_api_url="none", history_points=600))
+        setup(app, NodesSettings(token_file=token_file, kube_api_url="none", history_points=600))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -65,7 +64,7 @@ def run_gateway(token_file: str, port_q: Any, stop: Any, stats_q: Any) -> None:
         cpu0 = sum(proc.cpu_times()[:2])
         while not stop.is_set():
             await asyncio.sleep(0.2)
-        reg = app[registry_key]
+        reg = app[REGISTRY]
         stats_q.put({"accepted": reg.accepted, "nodes": len(reg.nodes), "cpu_s": sum(proc.cpu_times()[:2]) - cpu0,
                      "rss_mib": round(proc.memory_info().rss / 2**20, 1)})  # fmt: skip
         await runner.cleanup()

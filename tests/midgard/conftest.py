@@ -72,16 +72,16 @@ class RunningGateway:
 
 @pytest.fixture
 async def start_gateway(tmp_path) -> AsyncIterator[Callable[..., Any]]:
-    """``await start_gateway(port=0, tokens=["t1"], **NodeSettings)``: an aiohttp app with only the node module."""
+    """``await start_gateway(port=0, tokens=["t1"], **NodesSettings)``: an aiohttp app with only the node module."""
     from aiohttp import web
-    from odin_http.nodes import NodeSettings, setup
+    from odin_http.nodes import NodesSettings, setup
 
     runners: list[Any] = []
 
     async def start(*, port: int = 0, tokens: list[str] | None = None, **overrides: Any) -> RunningGateway:
         token_file = tmp_path / f"node-tokens-{len(runners)}"
         token_file.write_text("\n".join(["# node tokens"] + (tokens if tokens is not None else ["node-secret"])))
-        settings = NodeSettings(token_file=str(token_file), kube_api_url="none", **overrides)
+        settings = NodesSettings(token_file=str(token_file), kube_api_url="none", **overrides)
         app = web.Application()
         setup(app, settings)
         runner = web.AppRunner(app, access_log=None)

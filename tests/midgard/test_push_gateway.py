@@ -102,7 +102,7 @@ async def test_missing_or_wrong_token_refused(start_gateway, headers, message):
 async def test_a_gateway_without_tokens_refuses_every_report(start_gateway):
     gw = await start_gateway(tokens=[])
     status, body = await post(f"{gw.url}/v1/nodes/reports", b"{}", {"Authorization": "Bearer anything"})
-    assert status == 401 and "ODIN_NODES_TOKEN_FILE" in body["error"]["message"]
+    assert status == 401 and "ODIN_HTTP_NODES_TOKEN_FILE" in body["error"]["message"]
 
 
 async def test_token_rotation_on_the_gateway(start_gateway):
@@ -201,15 +201,13 @@ def test_the_buffer_drops_the_oldest_when_full():
 
 
 def test_gateway_settings_from_the_environment():
-    from odin_core.errors import InvalidRequest
-    from odin_http.nodes import NodeSettings
+    from odin_http.nodes import NodesSettings
 
-    s = NodeSettings.from_env({"ODIN_NODES_STALE_AFTER_S": "12", "ODIN_NODES_HISTORY_POINTS": "10",
-                               "KUBERNETES_SERVICE_HOST": "10.96.0.1"})  # fmt: skip
-    assert (s.stale_after_s, s.history_points, s.kube_api_url) == (12.0, 10, "https://10.96.0.1:443")
-    assert NodeSettings.from_env({"ODIN_NODES_KUBE_API_URL": "none"}).kube_api_url == "none"
-    with pytest.raises(InvalidRequest, match="ODIN_NODES_IDLE_AFTER_S='later': expected float"):
-        NodeSettings.from_env({"ODIN_NODES_IDLE_AFTER_S": "later"})
+    s = NodesSettings.from_env({"ODIN_HTTP_NODES_STALE_AFTER_S": "12", "ODIN_HTTP_NODES_HISTORY_POINTS": "10"})
+    assert (s.stale_after_s, s.history_points, s.kube_api_url) == (12.0, 10, "https://kubernetes.default.svc")
+    assert NodesSettings.from_env({"ODIN_HTTP_NODES_KUBE_API_URL": "none"}).kube_api_url == "none"
+    with pytest.raises(ValueError, match="ODIN_HTTP_NODES_IDLE_AFTER_S: 'later' is not a valid float"):
+        NodesSettings.from_env({"ODIN_HTTP_NODES_IDLE_AFTER_S": "later"})
 
 
 async def test_a_token_bound_to_a_node_reports_only_that_node(start_gateway):

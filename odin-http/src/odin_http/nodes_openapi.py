@@ -1,20 +1,17 @@
-"""OpenAPI 3.1 of the node module's routes, for the gateway's document (``/v1/openapi.json``) to merge.
+"""OpenAPI 3.1 of the node module's routes: its part of the gateway's document (``OPENAPI`` of ``odin_http.nodes``).
 
-``paths()`` and ``schemas()`` are plain dicts; the tests validate live responses against them, so they stay true.
+Written with ``odin_http.openapi.op``, so every operation lists the errors the gateway can answer; the gateway's
+document test checks the routes against it and real answers against its schemas.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from odin_core.constants import NODE_REPORTS_PATH
+from .openapi import json_body, op, param, ref
 
-ERROR = {"$ref": "#/components/schemas/Error"}
 NULLABLE_NUMBER = {"type": ["number", "null"]}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+TAG = "nodes"
 
 
 def schemas() -> dict[str, Any]:
@@ -55,7 +52,7 @@ def schemas() -> dict[str, Any]:
                        "ageS": NULLABLE_NUMBER,
                        "capacity": {"type": "object", "additionalProperties": {"type": "string"}},
                        "capacitySource": {"enum": ["kubernetes", "agent"]},
-                       "gpus": {"type": "array", "items": {"$ref": "#/components/schemas/Gpu"}},
+                       "gpus": {"type": "array", "items": {"$ref": "#/components/schemas/NodeGpu"}},
                        "tasks": {"type": "array"}, "lastReport": {"type": ["string", "null"]}},
     }  # fmt: skip
     point = {
@@ -72,61 +69,46 @@ def schemas() -> dict[str, Any]:
         "properties": {"version": {"const": 1}, "node": {"type": "string", "maxLength": 253},
                        "agentId": {"type": "string", "maxLength": 64}, "seq": {"type": "integer", "minimum": 0},
                        "timestamp": {"type": "number"}, "host": {"type": "string"}, "internalIp": {"type": "string"},
-                       "gpus": {"type": "array", "maxItems": 64, "items": {"$ref": "#/components/schemas/Gpu"}},
+                       "gpus": {"type": "array", "maxItems": 64, "items": {"$ref": "#/components/schemas/NodeGpu"}},
                        "tasks": {"type": "array", "maxItems": 512, "items": {"type": "object"}},
                        "nvml": {"type": "object"}, "system": {"type": "object"}},
     }  # fmt: skip
-    return {"Gpu": gpu, "NodeWarning": warning, "Node": node, "GpuPoint": point, "NodeReport": report}
+    return {"NodeGpu": gpu, "NodeWarning": warning, "Node": node, "GpuPoint": point, "NodeReport": report}
 
 
-def paths() -> dict[str, Any]:
-    warnings = {"type": "array", "items": {"$ref": "#/components/schemas/NodeWarning"}}
+def openapi(reports_path: str) -> dict[str, Any]:
+    warnings = {"type": "array", "items": ref("NodeWarning")}
+    batch = {"oneOf": [
+        {"type": "object", "required": ["reports"], "properties": {"reports": {
+            "type": "array", "minItems": 1, "maxItems": 100, "items": ref("NodeReport")}}},
+        ref("NodeReport")]}  # fmt: skip
+    push = op(
+        "A node agent (midgard) pushes its reports, with a node token (not a user token)",
+        tag=TAG, status="202", errors=("400", "401", "403"),
+        ok=json_body({"type": "object", "required": ["accepted", "new"], "properties": {
+            "accepted": {"type": "integer"}, "new": {"type": "integer"}}}, "accepted"),
+        body={"required": True, "content": {"application/json": {"schema": batch}}},
+    )  # fmt: skip
+    push["security"] = [{"bearer": []}]
+    listing = {"type": "object", "required": ["nodes", "warnings"],
+               "properties": {"nodes": {"type": "array", "items": ref("Node")}, "warnings": warnings}}  # fmt: skip
+    gpus = {"type": "object", "required": ["gpus", "warnings"],
+            "properties": {"gpus": {"type": "array", "items": ref("NodeGpu")}, "warnings": warnings}}  # fmt: skip
+    timeline = {"type": "object", "required": ["id", "kind", "tasks", "points", "warnings"],
+                "properties": {"id": {"type": "string"}, "kind": {"enum": ["run", "task"]},
+                               "tasks": {"type": "array", "items": {"type": "string"}},
+                               "points": {"type": "array", "items": ref("GpuPoint")},
+                               "warnings": warnings}}  # fmt: skip
     return {
-        NODE_REPORTS_PATH: {"post": {
-            "summary": "A node agent (midgard) pushes its reports",
-            "security": [{"nodeToken": []}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-                {"type": "object", "required": ["reports"], "properties": {"reports": {
-                    "type": "array", "minItems": 1, "maxItems": 100,
-                    "items": {"$ref": "#/components/schemas/NodeReport"}}}},
-                {"$ref": "#/components/schemas/NodeReport"}]}}}},
-            "responses": {
-                "202": _json({"type": "object", "required": ["accepted", "new"], "properties": {
-                    "accepted": {"type": "integer"}, "new": {"type": "integer"}}}, "accepted"),
-                "400": _json(ERROR, "an invalid report (the field is named)"),
-                "401": _json(ERROR, "missing or wrong node token"),
-                "403": _json(ERROR, "the token is bound to another node"),
-                "413": _json(ERROR, "request too large"),
-            },
-        }},
-        "/v1/nodes": {"get": {
-            "summary": "Every node: capacity, GPUs, host, internal IP, staleness; idle-GPU warnings",
-            "responses": {"200": _json({"type": "object", "required": ["nodes", "warnings"], "properties": {
-                "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
-                "warnings": warnings}}, "the cluster's nodes")},
-        }},
-        "/v1/gpus": {"get": {
-            "summary": "Every GPU of the cluster, each with its node",
-            "responses": {"200": _json({"type": "object", "required": ["gpus", "warnings"], "properties": {
-                "gpus": {"type": "array", "items": {"$ref": "#/components/schemas/Gpu"}}, "warnings": warnings}},
-                "the cluster's GPUs")},
-        }},
-        "/v1/resources/{id}/gpus": {"get": {
-            "summary": "GPU-utilisation timeline of a run (id) or a task (run--task)",
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                "200": _json({"type": "object", "required": ["id", "kind", "tasks", "points", "warnings"],
-                              "properties": {"id": {"type": "string"}, "kind": {"enum": ["run", "task"]},
-                                             "tasks": {"type": "array", "items": {"type": "string"}},
-                                             "points": {"type": "array",
-                                                        "items": {"$ref": "#/components/schemas/GpuPoint"}},
-                                             "warnings": warnings}}, "the timeline"),
-                "400": _json(ERROR, "not a run or task id"),
-                "404": _json(ERROR, "nothing recorded for this id"),
-            },
-        }},
+        "paths": {
+            reports_path: {"post": push},
+            "/v1/nodes": {"get": op("Every node: capacity, GPUs, host, internal IP, staleness; idle-GPU warnings",
+                                    tag=TAG, ok=json_body(listing), auth="read", errors=())},
+            "/v1/gpus": {"get": op("Every GPU of the cluster, each with its node", tag=TAG, ok=json_body(gpus),
+                                   auth="read", errors=())},
+            "/v1/resources/{id}/gpus": {"get": op(
+                "GPU-utilisation timeline of a run (id) or a task (run--task)", tag=TAG, ok=json_body(timeline),
+                params=[param("id", "path", doc="a run id or a task id")], auth="read", errors=("400", "404"))},
+        },
+        "schemas": schemas(),
     }  # fmt: skip
-
-
-def security_schemes() -> dict[str, Any]:
-    return {"nodeToken": {"type": "http", "scheme": "bearer", "description": "a node token (ODIN_NODES_TOKEN_FILE)"}}
