@@ -13,8 +13,10 @@ CID = "a" * 64
 
 
 def test_a_real_process_of_this_machine():
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    code = "import sys; print('up', flush=True); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout.readline() == "up\n"  # the interpreter runs: its /proc entry is complete
         facts = procfs.facts(child.pid)
         assert facts.name == sys.executable
         with open(f"/proc/{child.pid}/cgroup") as f:
