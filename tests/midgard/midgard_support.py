@@ -39,3 +39,16 @@ def report_for(node: str, *, ts: float, seq: int, agent_id: str = "agent-1", uti
             "time": "2026-01-01T00:00:00.000Z", "timestamp": ts, "intervalS": 1.0,
             "nvml": {"available": True}, "gpus": gpu_list, "tasks": tasks,
             "system": {"cpu": {"count": 16}, "memory": {"total": 64 * 2**30}}}  # fmt: skip
+
+
+def load_conftest(path: Any, name: str) -> Any:
+    """Another suite's conftest as a module of its own name (its fixtures re-exported by ours; tests/ is no package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,16 +3,11 @@ fixtures of tests/http, loaded from their conftest by path (tests/ is not a pack
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "http" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("odin_http_test_fixtures", _PATH)
-assert _spec is not None and _spec.loader is not None
-_http = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _http
-_spec.loader.exec_module(_http)
+from midgard_support import load_conftest
+
+_http = load_conftest(Path(__file__).resolve().parents[2] / "http" / "conftest.py", "odin_http_test_fixtures")
 
 root = _http.root
 core_url = _http.core_url

@@ -7,21 +7,15 @@ tests/ is not a package, so the fixtures are loaded from that conftest by path u
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from midgard_support import load_conftest
 
-_PATH = Path(__file__).resolve().parents[2] / "k8s" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("odin_k8s_test_fixtures", _PATH)
-assert _spec is not None and _spec.loader is not None
-_k8s = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _k8s
-_spec.loader.exec_module(_k8s)
+_k8s = load_conftest(Path(__file__).resolve().parents[2] / "k8s" / "conftest.py", "odin_k8s_test_fixtures")
 
 kube = _k8s.kube
 namespace = _k8s.namespace
