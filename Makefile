@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup images-setup images cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup images-setup images cluster-up cluster-down clean gpu-check-deps
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -20,10 +20,10 @@ help:
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
-$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml requirements-dev.txt
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml midgard/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http -e ./midgard
 	touch $@
 
 venv: $(STAMP)
@@ -35,7 +35,7 @@ test: venv k8s-build services http-setup images-setup
 	$(PY) -m pytest
 
 test-fast: venv services http-setup
-	$(PY) -m pytest --ignore=tests/k8s
+	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s
 
 check: venv
 	$(VENV)/bin/ruff check .
@@ -50,6 +50,7 @@ format: venv
 bench: venv
 	$(PY) bench/engine_bookkeeping.py
 	$(PY) bench/handoff_latency.py
+	$(PY) bench/local_start_latency.py
 
 http-setup:
 	bash tools/http/setup.sh
@@ -77,6 +78,11 @@ cluster-up: venv k8s-build
 
 cluster-down: venv
 	$(PY) tools/k8s/cluster.py down
+
+# The agent's dependencies alone, in a folder to carry to a GPU machine (midgard/tools/gpu_check.sh, docs/midgard.md)
+gpu-check-deps: venv
+	rm -rf .gpu-deps
+	$(PY) -m pip install -q --target .gpu-deps nvidia-ml-py psutil aiohttp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
