@@ -165,7 +165,8 @@ def build_args(engine: Engine, image: Image, base: str, prefix: str = "localhost
         args += ["--build-arg", f"BASE={base}"]
     args += ["--build-arg", f"VERSION={image_version(image)}"]
     for key, value in provenance().items():
-        args += ["--build-arg", f"{key}={value}"]
+        # Also as --label: buildah's layer cache keeps a LABEL step whose build-args changed.
+        args += ["--build-arg", f"{key}={value}", "--label", f"org.opencontainers.image.{key.lower()}={value}"]
     if engine.is_podman and CA_BUNDLE.is_file() and os.environ.get("PIP_CERT"):
         # TLS here is verified with the machine's CA bundle: mount it into the build's RUN steps, never copy it in.
         args += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "--build-arg", f"PIP_CERT={CA_BUNDLE}"]
