@@ -56,6 +56,8 @@ def _as_left_by_the_old_launcher(cluster) -> dict:
     cluster.layout.state_file.write_text(json.dumps(state))
     api = cluster.layout.admin_api(local_cluster.Ports(**state["ports"]))
     api.create(CRD, SLIM_ELASTIC_CRD)
+    status = {"status": {"capacity": {"ephemeral-storage": None}, "allocatable": {"ephemeral-storage": None}}}
+    api.request("PATCH", "/api/v1/nodes/kwok-cpu-0/status", status, content_type="application/merge-patch+json")
     return state
 
 
@@ -76,3 +78,5 @@ def test_an_old_cluster_is_upgraded_in_place(own_cluster):
     crd = api.get(f"{CRD}/pytorchjobs.kubeflow.org")
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "elasticPolicy" in spec["properties"]  # the operator's own CRD, not a slim copy
+    node = api.get("/api/v1/nodes/kwok-cpu-0")
+    assert "ephemeral-storage" in node["status"]["allocatable"]  # the MPI launcher needs some

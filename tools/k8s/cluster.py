@@ -158,6 +158,7 @@ class Cluster:
         if not self.layout.component_kubeconfig(op.NAME).is_file():
             bootstrap.add_client(self.layout, ports, op.NAME)
         try:
+            bootstrap.update_nodes(self.layout, ports)
             self._start_operator(ports, state["pids"])
         except (ApiError, OSError, TimeoutError) as e:
             raise ClusterError(f"the training operator did not start: {e}") from e

@@ -117,6 +117,15 @@ def install_objects(layout: Layout, ports: Ports) -> None:
         api.create("/api/v1/nodes", node)
 
 
+def update_nodes(layout: Layout, ports: Ports) -> None:
+    """Bring the fake nodes of a running cluster to nodes.yaml's capacity (an upgrade: kwok keeps what is set)."""
+    api = layout.admin_api(ports)
+    for node in yaml.safe_load_all(NODES_FILE.read_text()):
+        status = {"status": {k: node["status"][k] for k in ("capacity", "allocatable")}}
+        path = f"/api/v1/nodes/{node['metadata']['name']}/status"
+        api.request("PATCH", path, status, content_type="application/merge-patch+json")
+
+
 def wait_cluster_ready(layout: Layout, ports: Ports, *, timeout_s: float, report: Callable[[str], None]) -> None:
     """Fake nodes Ready, CRDs Established, and the default ServiceAccount exists."""
     api = layout.admin_api(ports)
