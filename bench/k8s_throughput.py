@@ -162,7 +162,7 @@ async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Pat
 
     executor._report = record
     spec = PipelineSpec("bench", (TaskSpec("step", "odin/task:bench", ("run",)),), job="bench")
-    executor.informer(PODS)
+    await executor.informer(PODS)
     await asyncio.sleep(0.3)
     cpu0, _ = usage()
     t0 = time.perf_counter()

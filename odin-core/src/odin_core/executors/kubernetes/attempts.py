@@ -12,6 +12,7 @@ from .status import Observation
 
 Key = tuple[str, str, int]  # run id, task name, attempt
 Obj = dict[str, Any]
+_ENDED = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -27,7 +28,9 @@ class Attempt:
     running_seen: bool = False
     done: bool = False
     captured: bool = False
-    timer: asyncio.TimerHandle | None = None
+    warned: bool = False  # reported that no controller acts on its object
+    timer: asyncio.TimerHandle | None = None  # the pending timeout
+    watchdog: asyncio.TimerHandle | None = None  # the no-controller warning
 
     @property
     def run_id(self) -> str:
@@ -48,13 +51,16 @@ class Attempt:
         return sorted(self.pods)
 
     def all_pods_finished(self) -> bool:
-        phases = [(p.get("status") or {}).get("phase") for p in self.pods.values()]
-        return all(ph in ("Succeeded", "Failed") for ph in phases)
+        return not self.unfinished_pods()
+
+    def unfinished_pods(self) -> list[str]:
+        return sorted(n for n, p in self.pods.items() if (p.get("status") or {}).get("phase") not in _ENDED)
 
     def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        for handle in (self.timer, self.watchdog):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.watchdog = None
 
 
 def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:

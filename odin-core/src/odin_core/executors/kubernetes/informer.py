@@ -3,6 +3,13 @@
 The watch runs in a daemon thread (blocking HTTP); every event is handed to the event loop with
 ``loop.call_soon_threadsafe``, where the cache is updated and ``on_event`` is called. After a relist,
 objects that vanished meanwhile are reported as DELETED.
+
+The resourceVersion to resume from advances with every event and bookmark, and survives a broken
+stream (the next watch resumes where the last one got to). 410 Gone, whether in the stream or as the
+answer to opening the watch (a resourceVersion compacted away meanwhile), means relist.
+
+``wanted(obj)`` (default: everything) says which objects the cache keeps: the executor keeps only the
+objects of attempts it follows, so the cache does not grow with every run that ever ran.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from .resources import Resource
 log = logging.getLogger("odin.k8s")
 Obj = dict[str, Any]
 OnEvent = Callable[[str, Obj], None]
+Wanted = Callable[[Obj], bool]
 LIST_PAGE = 500
 _MAX_BACKOFF_S = 10.0
 
@@ -33,17 +41,26 @@ class Gone(Exception):
 
 class Informer:
     def __init__(
-        self, client: KubeClient, resource: Resource, namespace: str, selector: str, on_event: OnEvent
+        self,
+        client: KubeClient,
+        resource: Resource,
+        namespace: str,
+        selector: str | None,
+        on_event: OnEvent,
+        wanted: Wanted | None = None,
     ) -> None:
         self.client = client
         self.resource = resource
         self.namespace = namespace
         self.selector = selector
         self.on_event = on_event
+        self.wanted: Wanted = wanted or (lambda _obj: True)
         self.cache: dict[str, Obj] = {}
         self.synced = asyncio.Event()
         self.error: str = ""  # last list/watch failure, for diagnostics
         self.relists = 0
+        self.gone = 0  # 410 Gone answers seen (in a stream or at watch open)
+        self.rv: str | None = None  # where the next watch resumes (None: relist first)
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
         self._resp: urllib3.HTTPResponse | None = None
@@ -63,17 +80,23 @@ class Informer:
 
     # -- thread side ---------------------------------------------------------------------------
 
+    def forget(self, drop: Callable[[Obj], bool]) -> None:
+        """Drop cached objects (loop side) that are no longer wanted; later events about them are ignored
+        as long as ``wanted`` says no."""
+        for name in [n for n, o in self.cache.items() if drop(o)]:
+            del self.cache[name]
+
     def _run(self) -> None:
-        rv: str | None = None
         failures = 0
         while not self._stop.is_set():
             try:
-                if rv is None:
-                    rv = self._relist()
-                rv = self._watch(rv)
+                if self.rv is None:
+                    self.rv = self._relist()
+                self._watch()
                 failures = 0
             except Gone:
-                rv = None
+                self.rv = None
+                self.gone += 1
             except Exception as e:  # keep watching: the API server may come back
                 if self._stop.is_set():
                     return
@@ -85,6 +108,8 @@ class Informer:
     def _relist(self) -> str:
         items: list[Obj] = []
         query: dict[str, Any] = {"labelSelector": self.selector, "limit": LIST_PAGE}
+        if self.selector is None:
+            del query["labelSelector"]
         path = self.resource.path(self.namespace)
         while True:
             page = self.client.request_sync("list", path, query=query)
@@ -94,30 +119,33 @@ class Informer:
                 break
             query = {**query, "continue": token}
         self.relists += 1
-        self._deliver("SYNC", items)
+        self._deliver("SYNC", [o for o in items if self.wanted(o)])
         return str(page["metadata"]["resourceVersion"])
 
-    def _watch(self, rv: str) -> str:
+    def _watch(self) -> None:
+        """One watch request from ``self.rv``, advancing it with every event (also when the stream breaks)."""
         query = {
             "watch": "true",
             "labelSelector": self.selector,
-            "resourceVersion": rv,
+            "resourceVersion": self.rv,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": self.client.settings.watch_timeout_s,
         }
+        if self.selector is None:
+            del query["labelSelector"]
         path = self.resource.path(self.namespace)
-        self._resp = self.client.stream_sync("watch", path, query, self.client.settings.watch_timeout_s + 30)
         try:
-            for event in _events(self._resp):
-                rv = self._handle(event, rv)
+            self._resp = self.client.stream_sync("watch", path, query, self.client.settings.watch_timeout_s + 30)
         except ApiError as e:
-            if e.status == 410:
+            if e.status == 410:  # the resourceVersion was compacted away before the watch opened
                 raise Gone from e
             raise
+        try:
+            for event in _events(self._resp):
+                self.rv = self._handle(event, self.rv or "")
         finally:
             self._resp.release_conn()
             self._resp = None
-        return rv
 
     def _handle(self, event: Obj, rv: str) -> str:
         kind, obj = event.get("type", ""), event.get("object") or {}
@@ -126,7 +154,7 @@ class Informer:
                 raise Gone
             raise ApiError(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
         rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-        if kind != "BOOKMARK":
+        if kind != "BOOKMARK" and (kind == "DELETED" or self.wanted(obj)):
             self._deliver(kind, obj)
         return rv
 
@@ -143,9 +171,12 @@ class Informer:
             return
         name = payload["metadata"]["name"]
         if kind == "DELETED":
-            self.cache.pop(name, None)
-        else:
+            if self.cache.pop(name, None) is None and not self.wanted(payload):
+                return
+        elif self.wanted(payload):  # asked again on the loop: a run may have ended since the thread asked
             self.cache[name] = payload
+        else:
+            return
         self._emit(kind, payload)
 
     def _apply_sync(self, items: list[Obj]) -> None:
