@@ -184,7 +184,7 @@ async def test_a_watch_opened_at_a_compacted_resource_version_relists(kube, name
     try:
         inf.start()
         await asyncio.wait_for(inf.synced.wait(), WAIT_S)
-        assert inf.gone >= 1 and inf.relists == 1 and "before" in inf.cache
+        assert inf.gone >= 1 and inf.relists >= 1 and "before" in inf.cache
         pod["metadata"]["name"] = "after"
         await asyncio.to_thread(core.create_namespaced_pod, namespace, pod)
         while "after" not in names:

@@ -201,7 +201,7 @@ def test_429_retry_after_is_honoured():
 def test_a_410_in_the_watch_stream_means_relist():
     informer = Informer.__new__(Informer)
     with pytest.raises(Gone):
-        informer._handle({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}, "5")
+        informer._handle({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}, "5", [])
 
 
 def test_relist_reports_objects_deleted_while_disconnected():

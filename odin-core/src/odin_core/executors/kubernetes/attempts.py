@@ -73,11 +73,13 @@ def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:
 class AttemptIndex:
     def __init__(self) -> None:
         self.by_key: dict[Key, Attempt] = {}
+        self._by_run: dict[str, dict[Key, Attempt]] = {}
         self._by_object: dict[tuple[str, str], Attempt] = {}
         self._by_labels: dict[tuple[str, str, str], Attempt] = {}
 
     def add(self, attempt: Attempt) -> None:
         self.by_key[attempt.key] = attempt
+        self._by_run.setdefault(attempt.run_id, {})[attempt.key] = attempt
         self._by_object[(attempt.handler.resource.plural, attempt.name)] = attempt
         lk = label_key(attempt.labels)
         assert lk is not None
@@ -86,6 +88,11 @@ class AttemptIndex:
     def remove(self, attempt: Attempt) -> None:
         attempt.cancel_timer()
         self.by_key.pop(attempt.key, None)
+        of_run = self._by_run.get(attempt.run_id)
+        if of_run is not None:
+            of_run.pop(attempt.key, None)
+            if not of_run:
+                del self._by_run[attempt.run_id]
         self._by_object.pop((attempt.handler.resource.plural, attempt.name), None)
         lk = label_key(attempt.labels)
         if lk is not None and self._by_labels.get(lk) is attempt:
@@ -102,8 +109,14 @@ class AttemptIndex:
         return None if lk is None else self._by_labels.get(lk)
 
     def of_run(self, run_id: str) -> list[Attempt]:
-        return [a for a in self.by_key.values() if a.run_id == run_id]
+        return list(self._by_run.get(run_id, {}).values())
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def runs(self) -> int:
+        return len(self._by_run)
 
     def latest(self, run_id: str, task: str) -> Attempt | None:
-        found = [a for a in self.by_key.values() if a.run_id == run_id and a.task == task]
+        found = [a for a in self.of_run(run_id) if a.task == task]
         return max(found, key=lambda a: a.number) if found else None

@@ -68,6 +68,7 @@ class KubernetesExecutor(Removal):
         self._informers: dict[str, Informer] = {}
         self._tasks = TaskSet("kubernetes")
         self._after: dict[Key, asyncio.Task[Any]] = {}
+        self._forgetting: set[asyncio.Task[Any]] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -377,21 +378,36 @@ class KubernetesExecutor(Removal):
         self._prune(run_id)
 
     def _prune(self, run_id: str) -> None:
-        """Forget the run: its attempts, and its objects in the watches' caches."""
+        """Forget the run: its attempts, and their objects in the watches' caches (the caches keep only
+        followed attempts' objects, so these are all the run's; once forgotten, events about them are ignored)."""
         for attempt in self.attempts.of_run(run_id):
             self.attempts.remove(attempt)
-        value = label_value(run_id)
-        for resource, inf in self._informers.items():
-            if resource != EVENTS.plural:
-                inf.forget(lambda o: labels_of(o).get(C.LABEL_RUN) == value)
+            pods = self._informers.get(PODS.plural)
+            if pods is not None:
+                pods.forget([*attempt.pods, attempt.name])
+            main = self._informers.get(attempt.handler.resource.plural)
+            if main is not None:
+                main.forget([attempt.name])
 
     async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
         """The run's attempts are forgotten once their ends are handled; with ``ttl_after_finished_s``,
         everything the run created goes that long after it ended."""
-        self._tasks.spawn(self._forget_when_ended(run_id), f"forget:{run_id}")
+        forgetting = self._tasks.spawn(self._forget_when_ended(run_id), f"forget:{run_id}")
+        self._forgetting.add(forgetting)
+        forgetting.add_done_callback(self._forgetting.discard)
         ttl = self.settings.ttl_after_finished_s
         if ttl is not None:
             self._tasks.spawn(self._expire(run_id, records, ttl), f"ttl:{run_id}")
+
+    async def settled(self) -> None:
+        """Wait until every ended attempt's end is handled and every ended run is forgotten."""
+        while self._after or self._forgetting:
+            await asyncio.gather(*self._after.values(), *self._forgetting, return_exceptions=True)
+
+    def followed(self) -> dict[str, int]:
+        """What this executor holds in memory: attempts, runs, cached objects per watch."""
+        cached = {f"cached {plural}": len(inf.cache) for plural, inf in self._informers.items()}
+        return {"attempts": len(self.attempts), "runs": self.attempts.runs(), "ending": len(self._after), **cached}
 
     async def _forget_when_ended(self, run_id: str) -> None:
         pending_ends = [t for k, t in list(self._after.items()) if k[0] == run_id]

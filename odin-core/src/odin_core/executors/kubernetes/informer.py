@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import urllib3
 
-from .client import ApiError, KubeClient
+from .client import ApiError, KubeClient, loads
 from .resources import Resource
 
 log = logging.getLogger("odin.k8s")
@@ -80,11 +79,11 @@ class Informer:
 
     # -- thread side ---------------------------------------------------------------------------
 
-    def forget(self, drop: Callable[[Obj], bool]) -> None:
+    def forget(self, names: Iterable[str]) -> None:
         """Drop cached objects (loop side) that are no longer wanted; later events about them are ignored
         as long as ``wanted`` says no."""
-        for name in [n for n, o in self.cache.items() if drop(o)]:
-            del self.cache[name]
+        for name in names:
+            self.cache.pop(name, None)
 
     def _run(self) -> None:
         failures = 0
@@ -141,13 +140,18 @@ class Informer:
                 raise Gone from e
             raise
         try:
-            for event in _events(self._resp):
-                self.rv = self._handle(event, self.rv or "")
+            for events in _batches(self._resp):
+                batch: list[tuple[str, Obj]] = []
+                try:
+                    for event in events:
+                        self.rv = self._handle(event, self.rv or "", batch)
+                finally:
+                    self._deliver_all(batch)
         finally:
             self._resp.release_conn()
             self._resp = None
 
-    def _handle(self, event: Obj, rv: str) -> str:
+    def _handle(self, event: Obj, rv: str, batch: list[tuple[str, Obj]]) -> str:
         kind, obj = event.get("type", ""), event.get("object") or {}
         if kind == "ERROR":
             if obj.get("code") == 410:
@@ -155,14 +159,23 @@ class Informer:
             raise ApiError(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
         rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
         if kind != "BOOKMARK" and (kind == "DELETED" or self.wanted(obj)):
-            self._deliver(kind, obj)
+            batch.append((kind, obj))
         return rv
 
     def _deliver(self, kind: str, payload: Any) -> None:
         if not self._stop.is_set():
             self._loop.call_soon_threadsafe(self._apply, kind, payload)
 
+    def _deliver_all(self, batch: list[tuple[str, Obj]]) -> None:
+        """The events of one read in one hand-over: one wake-up of the loop, not one per event."""
+        if batch and not self._stop.is_set():
+            self._loop.call_soon_threadsafe(self._apply_all, batch)
+
     # -- loop side -----------------------------------------------------------------------------
+
+    def _apply_all(self, batch: list[tuple[str, Obj]]) -> None:
+        for kind, obj in batch:
+            self._apply(kind, obj)
 
     def _apply(self, kind: str, payload: Any) -> None:
         if kind == "SYNC":
@@ -197,13 +210,14 @@ class Informer:
             log.exception("handling a %s event of %s failed", kind, self.resource.plural)
 
 
-def _events(resp: urllib3.HTTPResponse) -> Iterator[Obj]:
+def _batches(resp: urllib3.HTTPResponse) -> Iterator[list[Obj]]:
+    """The watch's events, as many at a time as one read brought (a line each)."""
     buf = b""
     for chunk in resp.stream(65536, decode_content=True):
         buf += chunk
         *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
+        events = [loads(line) for line in lines if line.strip()]
+        if events:
+            yield events
     if buf.strip():
-        yield json.loads(buf)
+        yield [loads(buf)]
