@@ -310,7 +310,7 @@ class KubernetesExecutor(Removal):
 
     # -- adopting, letting go, forgetting -------------------------------------------------------
 
-    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:  # type: ignore[override]  # CONTRACTS.md
+    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """Follow the attempts of ``records`` found on the cluster by their labels, as if never interrupted;
         report the ones started whose objects are gone as FAILED (lost); return the ones never started."""
         followed: list[tuple[TaskRecord, Attempt]] = []
