@@ -300,3 +300,18 @@ def test_the_custom_kind_sample_registers_a_working_handler():
     [job] = handler.manifests(launch(num_workers=2, resource_type="RayJob"), "n", OPTS)
     assert job["apiVersion"] == "ray.io/v1" and job["spec"]["entrypoint"].startswith("python train.py")
     assert handler.observe({"status": {"jobStatus": "SUCCEEDED"}}, []).status is TaskStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("kind", ["Job", "PyTorchJob"])
+def test_a_job_that_succeeded_waits_for_its_pods_end_to_read_the_outputs(kind: str):
+    """The job's watch can be ahead of the pods' watch: SUCCEEDED only with the pod's outputs."""
+    handler = handler_for(kind)
+    assert handler is not None
+    done = {"status": {"conditions": [{"type": "Complete" if kind == "Job" else "Succeeded", "status": "True"}]}}
+    labels = {"training.kubeflow.org/replica-type": "master", "training.kubeflow.org/replica-index": "0"}
+    pod = {**_pod("Running"), "metadata": {"name": "p", "labels": labels}}
+    assert handler.observe(done, [pod]).status is TaskStatus.RUNNING
+    finished = {**_pod("Succeeded", **_terminated(0, '{"m": 1}')), "metadata": {"name": "p", "labels": labels}}
+    finished["status"]["containerStatuses"][0]["name"] = handler.container
+    seen = handler.observe(done, [finished])
+    assert seen.status is TaskStatus.SUCCEEDED and seen.outputs == {"m": 1}

@@ -96,9 +96,12 @@ class TrainingJobHandler(KindHandler):
     def observe(self, obj: Obj | None, pods: list[Obj]) -> Observation:
         if obj is not None and is_true(obj, "Succeeded"):
             main = self.primary_pod(pods)
-            if main is not None and phase(main) == "Succeeded":
+            if main is None:  # gone already: nothing to read outputs from
+                return Observation(TaskStatus.SUCCEEDED, exit_code=0)
+            if phase(main) == "Succeeded":
                 return pod_observation(main, self.container)
-            return Observation(TaskStatus.SUCCEEDED, exit_code=0)
+            # The job's watch can be ahead of the pods' watch: wait for the primary pod's end (its outputs).
+            return Observation(TaskStatus.RUNNING)
         if obj is not None and is_true(obj, "Failed"):
             cond = condition(obj, "Failed") or {}
             detail = first_failed_pod(pods, self.container)
