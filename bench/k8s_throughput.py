@@ -25,7 +25,6 @@ import importlib.util
 import resource
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,8 @@ from _common import percentile
 from odin_core.engine import Engine
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
-from odin_core.executors.kubernetes.client import KubeClient, load_api_client, loads
+from odin_core.executors.kubernetes.client import KubeClient, load_api_client
+from odin_core.executors.kubernetes.informer import Informer
 from odin_core.executors.kubernetes.podspec import PodOptions
 from odin_core.executors.kubernetes.resources import PODS, Resource
 from odin_core.executors.kubernetes.status import is_true
@@ -130,7 +130,6 @@ class Floor:
         self.running: dict[str, float] = {}
         self.finished: dict[str, asyncio.Future[None]] = {}
         self.loop = asyncio.get_running_loop()
-        self.stop = threading.Event()
 
     def manifest(self, i: int) -> dict[str, Any]:
         """Exactly what Odin creates for the same task (its own handler makes it)."""
@@ -154,19 +153,6 @@ class Floor:
         if done and future is not None and not future.done():
             future.set_result(None)
 
-    def watch(self) -> None:
-        path = self.resource.path(self.ns)
-        rv = self.client.request_sync("list", path, query={"limit": 1})["metadata"]["resourceVersion"]
-        resp = self.client.stream_sync("watch", path, {"watch": "true", "resourceVersion": rv}, None)
-        buf = b""
-        for chunk in resp.stream(65536):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self.loop.call_soon_threadsafe(self.on_event, loads(line)["object"])
-            if self.stop.is_set():
-                return
-
     async def one(self, i: int) -> None:
         m = self.manifest(i)
         name = m["metadata"]["name"]
@@ -177,12 +163,15 @@ class Floor:
         await self.client.request("delete", self.resource.path(self.ns, name))
 
     async def run(self, n: int, rate: float | None) -> Result:
-        threading.Thread(target=self.watch, daemon=True).start()
-        await asyncio.sleep(0.5)
+        # One watch, resumed and relisted as needed (the executor's Informer: a watch the API server
+        # closes under load, e.g. for a slow reader, must not lose the floor its events).
+        watch = Informer(self.client, self.resource, self.ns, "odin.ml/run", lambda _kind, obj: self.on_event(obj))
+        watch.start()
+        await asyncio.wait_for(watch.synced.wait(), 60)
         cpu0, t0 = cpu_s(), time.perf_counter()
         await paced(n, rate, self.one)
         elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-        self.stop.set()
+        watch.stop()
         lat = [self.running[k] - self.submitted[k] for k in self.running]
         return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests))
 

@@ -286,3 +286,21 @@ async def test_a_kind_no_controller_acts_on_says_so_then_fails(kube, namespace, 
     assert any(e.kind == "task" and e.status == "PENDING" and e.message == warning for e in events), events
     assert final.status is RunStatus.TERMINATED and rec.status is TaskStatus.FAILED
     assert rec.message == f"still pending after 4s: {warning}"
+
+
+async def test_logs_honour_the_requests_namespace(kube, namespace, tmp_path):
+    """A core serving several namespaces: LOGS for a task in another namespace reads that namespace's pods."""
+    core = client.CoreV1Api(kube.api_client)
+    labels = {"odin.ml/run": RUN, "odin.ml/task": "elsewhere", "odin.ml/attempt": "1"}
+    pod = {"metadata": {"name": f"{RUN}--elsewhere-1", "labels": labels}, "spec": _spec()}
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, pod)
+    await _wait_pod_phase(core, namespace, pod["metadata"]["name"], "Succeeded")
+    settings = KubernetesSettings(kubeconfig=kube.kubeconfig, namespace="default")
+    executor = KubernetesExecutor(tmp_path / "data", settings)
+    try:
+        record = TaskRecord(RUN, "elsewhere", status=TaskStatus.SUCCEEDED, attempt=1)
+        here = [line async for line in executor.logs(record)]
+        there = [line async for line in executor.logs(record, namespace=namespace)]
+    finally:
+        await executor.close()
+    assert here == [] and any("odin fake container" in line for line in there)

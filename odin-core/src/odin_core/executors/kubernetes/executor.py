@@ -424,9 +424,17 @@ class KubernetesExecutor(Removal):
         lines: int | None = None,
         container: str | None = None,
         until: Callable[[], Awaitable[bool]] | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[str]:
+        """The task's captured log, then its live pods' logs. ``namespace`` (the LOGS request's): a namespace
+        other than this executor's is read directly, its pods found by the task's labels (no follow there)."""
         path = L.log_path(self.data_path / record.run_id, record.name)
         text = await asyncio.to_thread(L.read_file, path, None)
+        if namespace and namespace != self.namespace:
+            text += await self._other_namespace_logs(record, namespace, container, lines)
+            for line in text[-lines:] if lines else text:
+                yield line
+            return
         attempt = self.attempts.latest(record.run_id, record.name)
         live = attempt is not None and not attempt.captured and bool(attempt.pods)
         if live and not follow:
@@ -445,6 +453,15 @@ class KubernetesExecutor(Removal):
 
         async for line in follower.lines(tracked.pod_names, finished, until):
             yield line
+
+    async def _other_namespace_logs(
+        self, record: TaskRecord, namespace: str, container: str | None, lines: int | None
+    ) -> list[str]:
+        client = await self.connect()
+        selector = f"{C.LABEL_RUN}={label_value(record.run_id)},{C.LABEL_TASK}={label_value(record.name)}"
+        listed = await client.request("list", PODS.path(namespace), query={"labelSelector": selector})
+        pods = sorted(p["metadata"]["name"] for p in listed.get("items") or [])
+        return await L.snapshot(client, namespace, pods, container=container, tail=lines) if pods else []
 
     async def events(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         """Kubernetes events of the run's (or task's) objects, from one shared watch of the namespace's events."""
