@@ -259,10 +259,15 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     if args.qps > 0:
         per = round(per_task)
         best = bound_per_min(n, per, args.qps, args.burst)
-        print(
-            f"best a {per}-request pipeline can do under QPS {args.qps:g}/burst {args.burst}: {best:.0f}/min; "
-            f"odin reaches {o.per_min(n) / best:.1%} of it"
-        )
+        if best == float("inf"):
+            print(
+                f"QPS {args.qps:g}/burst {args.burst} lets all {n * per} requests go at once: the limit binds nothing"
+            )
+        else:
+            print(
+                f"best a {per}-request pipeline can do under QPS {args.qps:g}/burst {args.burst}: {best:.0f}/min; "
+                f"odin reaches {o.per_min(n) / best:.1%} of it"
+            )
 
 
 async def main() -> None:

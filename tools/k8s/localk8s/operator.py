@@ -44,6 +44,8 @@ WEBHOOK_CONFIG = "validator.training-operator.kubeflow.org"
 CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 # Longer than the rotator's 90-day look-ahead (else it replaces the certificate with one lacking the IP).
 WEBHOOK_VALIDITY = dt.timedelta(days=3 * 365)
+# Reconciles in parallel per kind (the operator's default, 1, makes it the bottleneck of a burst of jobs).
+CONTROLLER_THREADS = 4
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 VWC_PATH = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 # CRDs an earlier version of this tooling installed in place of the operator's (ElasticJob is now a
@@ -99,6 +101,7 @@ def argv(files: OperatorFiles, kubeconfig: Path, ports: OperatorPorts) -> list[s
         f"--metrics-bind-address={LOOPBACK}:{ports.metrics}",
         f"--health-probe-bind-address={LOOPBACK}:{ports.probe}",
         f"--webhook-server-port={ports.webhook}",
+        f"--controller-threads={CONTROLLER_THREADS}",
         "--zap-devel=false",
         "--zap-log-level=info",
     ]
