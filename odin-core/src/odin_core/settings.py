@@ -79,6 +79,8 @@ class KubernetesSettings:
     """Retries of one request after 429 (honouring Retry-After), 5xx or a connection error."""
     pending_timeout_s: float = 600.0
     """An attempt that has not started running after this long fails with the reason it waits for."""
+    no_controller_after_s: float = 60.0
+    """A training job (PyTorchJob, ...) that no controller has acted on after this long says so (status, events)."""
     image_pull_secrets: tuple[str, ...] = ()
     """Secret names added to every pod's ``imagePullSecrets``."""
     ttl_after_finished_s: float | None = None
