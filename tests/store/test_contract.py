@@ -267,3 +267,41 @@ async def test_an_unreachable_store_is_one_clear_error(backend, tmp_path) -> Non
         await open_store(url, StoreSettings(connect_timeout_s=1.0))
     text = str(e.value)
     assert "\n" not in text.strip() and "secret" not in text
+
+
+async def test_heartbeats_and_stop_requests_racing_commits_lose_nothing(open_stores) -> None:
+    """Other processes write beside the driving engine all the time; none of its commits may be lost."""
+    engine, other = await open_stores(), await open_stores()
+    lease = await create(engine, "r1")
+    run = await engine.get_run("r1")
+    tasks = await engine.get_tasks("r1")
+    rounds = 40
+
+    async def commits() -> None:
+        for i in range(rounds):
+            changed = tasks[i % len(tasks)].evolve(attempt=i + 1, message=f"round {i}")
+            await engine.commit(
+                lease, run.evolve(status=RunStatus.RUNNING, message=f"round {i}"), [changed], [event("r1", i + 2)]
+            )
+
+    async def beats() -> None:
+        for i in range(rounds):
+            await engine.renew("A", T0 + i)
+            await other.lease_of("r1")
+        assert await other.request_stop("r1", "stop racing")
+
+    await asyncio.gather(commits(), beats())
+    assert (await engine.get_run("r1")).message == "stop racing", "the stop request shows"
+    assert [e.seq for e in await other.events("r1")] == list(range(1, rounds + 2))
+    latest = {t.name: t.attempt for t in await other.get_tasks("r1")}
+    assert latest == {TASKS[(rounds - 3 + k) % 3]: rounds - 2 + k for k in range(3)}
+    assert await engine.renew("A", T0 + 99) == {"r1": "stop racing"}
+
+
+async def test_ended_runs_are_found_for_retention_oldest_first(store) -> None:
+    for i, end in enumerate([T0 + 300, T0 + 100, T0 + 200]):
+        await finish(store, await create(store, f"old{i}"), at=end)
+    await create(store, "active")
+    assert await store.ended_before(T0 + 250) == ["old1", "old2"]
+    assert await store.ended_before(T0 + 1000, limit=2) == ["old1", "old2"]
+    assert await store.ended_before(T0 + 50) == []

@@ -76,6 +76,26 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """How a server-backed store connects, and how long it waits out an outage."""
+
+    password_file: str = ""
+    """A file holding the database password (kept out of the URL, argv and logs); "" for none."""
+    connect_timeout_s: float = 10.0
+    """How long opening the store waits for the server before failing with one clear error."""
+    write_retry_for_s: float = 3.0
+    """How long a write is retried while the server is unreachable before it fails with
+    ``TemporaryError``; the engine then waits and tries again (a run pauses, it does not fail), and its
+    heartbeat gives up its leases in time if the outage lasts."""
+    read_retry_for_s: float = 3.0
+    """The same for reads (a user's STATUS gets a clear error instead of hanging)."""
+    pool_size: int = 10
+    """Connections per core process (PostgreSQL pool size, MongoDB maxPoolSize)."""
+    retention_s: float | None = None
+    """A server purges ended runs (records, files, cluster objects) this long after they ended (None: never)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(C.DEFAULT_HOME).expanduser())
     """``$ODIN_HOME``: the embedded store and the run data live here."""
@@ -87,6 +107,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    store_settings: StoreSettings = field(default_factory=StoreSettings)
 
     @property
     def store(self) -> str:
@@ -106,9 +127,21 @@ class Settings:
             "data_path": env.get("ODIN_DATA", ""),
             "executor": env.get("ODIN_EXECUTOR", "local"),
             "kubernetes": kubernetes_from_env(env),
+            "store_settings": store_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def store_from_env(env: Mapping[str, str]) -> StoreSettings:
+    """``ODIN_STORE_PASSWORD_FILE``, ``ODIN_STORE_POOL_SIZE``, ``ODIN_STORE_RETENTION_DAYS`` (unset: defaults)."""
+    d = StoreSettings()
+    days = env.get("ODIN_STORE_RETENTION_DAYS", "")
+    return StoreSettings(
+        password_file=env.get("ODIN_STORE_PASSWORD_FILE", d.password_file),
+        pool_size=int(env.get("ODIN_STORE_POOL_SIZE", d.pool_size)),
+        retention_s=float(days) * 86400 if days else None,
+    )
 
 
 def kubernetes_from_env(env: Mapping[str, str]) -> KubernetesSettings:

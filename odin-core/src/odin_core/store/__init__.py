@@ -7,8 +7,9 @@ the URL: URLs show up in process lists and logs.
 
 from __future__ import annotations
 
+from ..settings import StoreSettings
 from .base import JobStore, Lease, LeaseInfo, LeaseLost, match_pattern
-from .common import StoreSettings, redact
+from .common import redact
 
 __all__ = [
     "JobStore",
@@ -18,6 +19,7 @@ __all__ = [
     "StoreSettings",
     "make_store",
     "match_pattern",
+    "migrate_store",
     "open_store",
     "redact",
 ]
@@ -50,3 +52,12 @@ async def open_store(url: str, settings: StoreSettings | None = None) -> JobStor
     store = make_store(url, settings)
     await store.open()
     return store
+
+
+async def migrate_store(url: str, settings: StoreSettings | None = None) -> str:
+    """Open the store (which applies its migrations) and say where its schema stands, for ``odin-core migrate``."""
+    store = await open_store(url, settings)
+    try:
+        return f"{redact(url)}: {store.schema}"
+    finally:
+        await store.close()

@@ -63,6 +63,9 @@ class LeaseLost(Conflict):
 class JobStore(ABC):
     """See the module docstring for the lease contract."""
 
+    schema = "schema up to date"
+    """Where the store's schema stands after ``open`` (``odin-core migrate`` prints it)."""
+
     # -- lifecycle -------------------------------------------------------------------------
 
     @abstractmethod
@@ -146,6 +149,10 @@ class JobStore(ABC):
         """Remove a run, its tasks, spec and events; False when there was none."""
 
     # -- reads -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
+        """Ids of up to ``limit`` ended runs whose ``completed`` time is before ``before``, oldest first (retention)."""
 
     @abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None:

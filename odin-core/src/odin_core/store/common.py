@@ -11,13 +11,13 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from ..errors import TemporaryError, UpstreamError
 from ..model import RunRecord
+from ..settings import StoreSettings
 
 log = logging.getLogger("odin.store")
 
@@ -25,25 +25,6 @@ T = TypeVar("T")
 
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 5.0
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """How a server-backed store connects, and how long it waits out an outage."""
-
-    password_file: str = ""
-    """A file holding the database password (kept out of the URL, argv and logs); "" for none."""
-    connect_timeout_s: float = 10.0
-    """How long opening the store waits for the server before failing with one clear error."""
-    write_retry_for_s: float = 600.0
-    """How long a write (commit, heartbeat, takeover) is retried while the server is unreachable: the
-    engine waits instead of failing runs, and carries on when the server is back."""
-    read_retry_for_s: float = 10.0
-    """How long a read is retried before it fails with ``TemporaryError`` (a user's STATUS should not hang)."""
-    pool_size: int = 10
-    """Connections per core process (PostgreSQL pool size, MongoDB maxPoolSize)."""
-    retention_s: float | None = None
-    """Ended runs are purged this long after they ended (None: kept until cleaned up)."""
 
 
 def redact(url: str) -> str:
@@ -105,15 +86,22 @@ def present_run(record: dict[str, Any], stop: str | None, owner: str) -> RunReco
 class Retrying:
     """Runs store operations again while the server is unreachable, with jittered exponential backoff.
 
-    ``transient`` are the exception types that mean "not reachable now". A write is retried for
-    ``write_retry_for_s`` (the engine pauses meanwhile), a read for ``read_retry_for_s``; then the
-    operation fails with ``TemporaryError``. Every other exception passes through at once.
+    ``transient`` are the exception types that mean "not reachable now" (``also`` may accept more).
+    A write is retried for ``write_retry_for_s``, a read for ``read_retry_for_s``; then the operation
+    fails with ``TemporaryError`` (the engine waits and tries again). Other exceptions pass at once.
     """
 
-    def __init__(self, what: str, settings: StoreSettings, transient: tuple[type[BaseException], ...]) -> None:
+    def __init__(
+        self,
+        what: str,
+        settings: StoreSettings,
+        transient: tuple[type[BaseException], ...],
+        also: Callable[[BaseException], bool] = lambda e: False,
+    ) -> None:
         self.what = what
         self.settings = settings
         self.transient = transient
+        self.also = also  # further exceptions that mean "unreachable" (decided by their text)
         self.outages = 0  # operations that met an unreachable server (tests and metrics read it)
 
     async def write(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -130,7 +118,9 @@ class Retrying:
         while True:
             try:
                 return await op()
-            except self.transient as e:
+            except Exception as e:
+                if not isinstance(e, self.transient) and not self.also(e):
+                    raise
                 if first:
                     self.outages += 1
                     first = False

@@ -2,16 +2,17 @@
 
 Atomic without multi-document transactions (which the server we test on, FerretDB, lacks):
 
-* **One document per run** holds the run record, the lease (``owner``, ``epoch``, ``heartbeat``),
-  the stop request, its task records (``tasks``: name -> record, ``order``: names in spec order)
-  and an **outbox** of events not yet copied to the ``events`` collection. A commit is one
-  ``update_one`` whose filter is the lease (``owner``, ``epoch``) and whose update sets the run,
-  the tasks and the new events at once: it either lands whole or not at all.
+* **One document per run** holds the run record, the fence of its lease (``owner``, ``epoch``),
+  its task records (``tasks``: name -> record, ``order``: names in spec order) and an **outbox** of
+  events not yet copied to the ``events`` collection. A commit is one ``update_one`` whose filter is
+  the lease and whose update sets the run, the tasks and the new events at once: it lands whole or
+  not at all. Only the lease holder writes this document (see ``mongo_leases`` for why that matters).
 * Events are then copied to ``events`` (unique ``(run, seq)``: a repeated copy is harmless) and
   removed from the outbox. Readers merge the outbox (read first) with the collection, so an event
   is visible from the moment its commit lands, even if the writer dies before copying it; whoever
   takes the run over finishes the copy.
-* The instantiated spec lives in ``specs`` (it can be large and never changes).
+* The instantiated spec lives in ``specs`` (it can be large and never changes); heartbeats, stop
+  requests and epoch claims in ``beats``, ``stops`` and ``claims`` (``mongo_leases``).
 
 Only features a real MongoDB has too: no transactions, change streams, ``$expr``, ``$lookup``,
 TTL or partial indexes; regexes as ``$regex`` strings. A run's tasks share its 16 MB document,
@@ -27,16 +28,14 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from ..errors import Conflict, UpstreamError
-from ..model import Event, RunRecord, RunStatus, TaskRecord
-from .base import JobStore, Lease, LeaseInfo, LeaseLost, pattern_regex
+from ..model import Event, RunRecord, TaskRecord
+from .base import JobStore, Lease, LeaseLost, pattern_regex
 from .common import Retrying, StoreSettings, no_nul, present_run, read_password, redact
-from .mongo_claims import advance
+from .mongo_leases import ACTIVE, ENDED, MongoLeases, beat_doc
 
 DEFAULT_DATABASE = "odin"
 DUPLICATE_KEY = 11000
-_ACTIVE = [s.value for s in RunStatus if not s.is_terminal]
-_ENDED = [s.value for s in RunStatus if s.is_terminal]
-_RUN_FIELDS = {"record": 1, "stop": 1, "owner": 1}
+_RUN_FIELDS = {"record": 1, "owner": 1}
 
 TRANSIENT: tuple[type[BaseException], ...] = (ConnectionFailure,)  # AutoReconnect, timeouts, server selection
 
@@ -46,10 +45,9 @@ _INDEXES: dict[str, list[list[tuple[str, int]]]] = {
         [("status", ASCENDING), ("submitted", DESCENDING)],
         [("job", ASCENDING), ("submitted", DESCENDING)],
         [("name", ASCENDING)],
-        [("owner", ASCENDING), ("status", ASCENDING)],
-        [("status", ASCENDING), ("heartbeat", ASCENDING)],
         [("status", ASCENDING), ("completed", ASCENDING)],
     ],
+    "beats": [[("owner", ASCENDING), ("active", ASCENDING)], [("active", ASCENDING), ("heartbeat", ASCENDING)]],
     "events": [[("run", ASCENDING), ("seq", ASCENDING)]],  # unique, see open()
     "claims": [[("run", ASCENDING), ("epoch", DESCENDING)]],
 }
@@ -60,8 +58,8 @@ def key(name: str) -> str:
     return name.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
-def _run(doc: Mapping[str, Any]) -> RunRecord:
-    return present_run(doc["record"], doc.get("stop"), doc.get("owner", ""))
+def _run(doc: Mapping[str, Any], stops: Mapping[str, str]) -> RunRecord:
+    return present_run(doc["record"], stops.get(doc["_id"]), doc.get("owner", ""))
 
 
 def _run_fields(run: RunRecord) -> dict[str, Any]:
@@ -76,7 +74,7 @@ def _event_doc(e: Mapping[str, Any]) -> dict[str, Any]:
     return {"_id": f"{e['run_id']}:{e['seq']}", "run": e["run_id"], "seq": e["seq"], "record": dict(e)}
 
 
-class MongoStore(JobStore):
+class MongoStore(MongoLeases, JobStore):
     def __init__(self, url: str, settings: StoreSettings | None = None) -> None:
         self.url = url
         self.settings = settings or StoreSettings()
@@ -140,8 +138,6 @@ class MongoStore(JobStore):
             **_run_fields(run),
             "owner": run.owner,
             "epoch": 1,
-            "heartbeat": now,
-            "stop": None,
             "order": [t.name for t in tasks],
             "tasks": {key(t.name): no_nul(t.to_record()) for t in tasks},
             "outbox": {str(e.seq): no_nul(e.to_record()) for e in events},
@@ -163,8 +159,11 @@ class MongoStore(JobStore):
                 )
                 if mine is None or mine.get("submitted") != run.submitted:
                     return None  # not the row our first try wrote
-            # events left by a deleted run of the same id (ours are still in the outbox)
-            await self.db.events.delete_many({"run": run.run_id})
+            await self.db.beats.replace_one(
+                {"_id": run.run_id}, beat_doc(run.run_id, run.owner, now, run.submitted), upsert=True
+            )
+            await self.db.stops.delete_one({"_id": run.run_id})  # left by a deleted run of the same id
+            await self.db.events.delete_many({"run": run.run_id})  # the same (ours are still in the outbox)
             return Lease(run.run_id, run.owner, 1)
 
         lease = await self.retry.write(op)
@@ -194,6 +193,8 @@ class MongoStore(JobStore):
                 await self._refused(lease, records)
 
         await self.retry.write(op)
+        if run is not None and run.status.is_terminal:  # no heartbeat for an ended run
+            await self.retry.write(lambda: self.db.beats.update_one({"_id": lease.run_id}, {"$set": {"active": False}}))
         await self._flush(lease.run_id, records)
 
     async def _refused(self, lease: Lease, records: list[dict[str, Any]]) -> None:
@@ -232,81 +233,7 @@ class MongoStore(JobStore):
             if doc.get("outbox"):
                 await self._flush(doc["_id"], list(doc["outbox"].values()))
 
-    # -- leases --------------------------------------------------------------------------------
-
-    async def renew(self, owner: str, now: float) -> dict[str, str | None]:
-        async def op() -> dict[str, str | None]:
-            which = {"owner": owner, "status": {"$in": _ACTIVE}}
-            await self.db.runs.update_many(which, {"$set": {"heartbeat": now}})
-            return {d["_id"]: d.get("stop") async for d in self.db.runs.find(which, {"stop": 1})}
-
-        return await self.retry.write(op)
-
-    async def claim_stale(self, owner: str, *, now: float, stale_before: float, limit: int = 100) -> list[Lease]:
-        stale: dict[str, Any] = {"status": {"$in": _ACTIVE}, "heartbeat": {"$lt": stale_before}}
-
-        async def op() -> list[Lease]:
-            found = (
-                self.db.runs.find({**stale, "owner": {"$ne": owner}}, {"owner": 1, "epoch": 1})
-                .sort([("submitted", ASCENDING), ("run_id", ASCENDING)])
-                .limit(limit)
-            )
-            won = []
-            for doc in await found.to_list():
-                lease = await advance(self.db, Lease(doc["_id"], doc["owner"], doc["epoch"]), stale, owner, now, {})
-                if lease is not None:
-                    won.append(lease)
-            return won
-
-        leases = await self.retry.write(op)
-        await self._flush_leftovers([lease.run_id for lease in leases])
-        return leases
-
-    async def take_over(self, expect: Lease, owner: str, now: float) -> Lease | None:
-        active = {"status": {"$in": _ACTIVE}}
-        lease = await self.retry.write(lambda: advance(self.db, expect, active, owner, now, {}))
-        if lease is not None:
-            await self._flush_leftovers([lease.run_id])
-        return lease
-
-    async def lease_of(self, run_id: str) -> LeaseInfo | None:
-        doc = await self.retry.read(
-            lambda: self.db.runs.find_one({"_id": run_id}, {"owner": 1, "epoch": 1, "heartbeat": 1})
-        )
-        return LeaseInfo(Lease(run_id, doc["owner"], doc["epoch"]), doc["heartbeat"]) if doc else None
-
-    async def release(self, owner: str, run_ids: Sequence[str]) -> None:
-        if run_ids:
-            await self.retry.write(
-                lambda: self.db.runs.update_many(
-                    {"_id": {"$in": list(run_ids)}, "owner": owner}, {"$set": {"heartbeat": 0.0}}
-                )
-            )
-
-    async def reopen_run(self, run_id: str, owner: str, now: float) -> Lease | None:
-        ended = {"status": {"$in": _ENDED}}
-        reopened = {"status": RunStatus.BUILDING.value, "stop": None}
-
-        async def op() -> Lease | None:
-            doc = await self.db.runs.find_one({"_id": run_id, **ended}, {"owner": 1, "epoch": 1})
-            if doc is None:
-                return None
-            return await advance(self.db, Lease(run_id, doc["owner"], doc["epoch"]), ended, owner, now, reopened)
-
-        lease = await self.retry.write(op)
-        if lease is not None:
-            await self._flush_leftovers([run_id])
-        return lease
-
     # -- writes by anyone --------------------------------------------------------------------------
-
-    async def request_stop(self, run_id: str, reason: str) -> bool:
-        done = await self.retry.write(
-            lambda: self.db.runs.update_one(
-                {"_id": run_id, "stop": None, "status": {"$in": _ACTIVE}}, {"$set": {"stop": no_nul(reason)}}
-            )
-        )
-        return bool(done.modified_count)
 
     async def delete_run(self, run_id: str) -> bool:
         async def op() -> bool:
@@ -314,21 +241,28 @@ class MongoStore(JobStore):
             await self.db.events.delete_many({"run": run_id})
             await self.db.specs.delete_one({"_id": run_id})
             await self.db.claims.delete_many({"run": run_id})
+            await self.db.beats.delete_one({"_id": run_id})
+            await self.db.stops.delete_one({"_id": run_id})
             return bool(done.deleted_count)
 
         return await self.retry.write(op)
 
-    async def purge_ended(self, before: float, *, limit: int = 1000) -> list[str]:
-        """Delete up to ``limit`` runs that ended before ``before`` (oldest first); returns their ids."""
-        cursor = self.db.runs.find({"status": {"$in": _ENDED}, "completed": {"$lt": before}}, {"_id": 1})
-        ids = await self.retry.read(lambda: cursor.sort("completed", ASCENDING).limit(limit).to_list())
-        return [d["_id"] for d in ids if await self.delete_run(d["_id"])]
+    async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
+        found = self.db.runs.find({"status": {"$in": ENDED}, "completed": {"$lt": before}}, {"_id": 1})
+        docs = await self.retry.read(
+            lambda: found.sort([("completed", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
+        )
+        return [d["_id"] for d in docs]
 
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        doc = await self.retry.read(lambda: self.db.runs.find_one({"_id": run_id}, _RUN_FIELDS))
-        return _run(doc) if doc else None
+        async def op() -> RunRecord | None:
+            doc = await self.db.runs.find_one({"_id": run_id}, _RUN_FIELDS)
+            return _run(doc, await self._stops([run_id])) if doc else None
+
+        run: RunRecord | None = await self.retry.read(op)
+        return run
 
     async def get_spec(self, run_id: str) -> dict[str, Any] | None:
         if await self.retry.read(lambda: self.db.runs.find_one({"_id": run_id}, {"_id": 1})) is None:
@@ -347,12 +281,12 @@ class MongoStore(JobStore):
     ) -> list[RunRecord]:
         where: dict[str, Any] = {}
         if active_only:
-            where["status"] = {"$in": _ACTIVE}
+            where["status"] = {"$in": ACTIVE}
         if pattern:
             regex = {"$regex": pattern_regex(pattern), "$options": ""}
             where["$or"] = [{"run_id": regex}, {"job": regex}, {"name": regex}]
 
-        async def op() -> list[dict[str, Any]]:
+        async def op() -> list[RunRecord]:
             cursor = self.db.runs.find(where, _RUN_FIELDS).sort([("submitted", DESCENDING), ("run_id", ASCENDING)])
             if offset:
                 cursor = cursor.skip(offset)
@@ -360,9 +294,12 @@ class MongoStore(JobStore):
                 if limit <= 0:
                     return []
                 cursor = cursor.limit(limit)
-            return await cursor.to_list()
+            docs = await cursor.to_list()
+            stops = await self._stops([d["_id"] for d in docs if d["record"]["status"] in ACTIVE])
+            return [_run(d, stops) for d in docs]
 
-        return [_run(d) for d in await self.retry.read(op)]
+        runs: list[RunRecord] = await self.retry.read(op)
+        return runs
 
     async def _events_after(
         self, run_id: str, after_seq: int, doc: Mapping[str, Any] | None, limit: int | None = None

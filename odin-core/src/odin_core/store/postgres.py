@@ -48,6 +48,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+def lost_connection(e: BaseException) -> bool:
+    """asyncpg reports a connection closed under a transaction as a plain InterfaceError."""
+    return isinstance(e, asyncpg.InterfaceError) and "connection is closed" in str(e)
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every shipped migration, in order."""
     folder = resources.files("odin_core.store") / "migrations" / "postgres"
@@ -70,7 +75,7 @@ class PostgresStore(JobStore):
     def __init__(self, dsn: str, settings: StoreSettings | None = None) -> None:
         self.dsn = dsn
         self.settings = settings or StoreSettings()
-        self.retry = Retrying(f"PostgreSQL store {redact(dsn)}", self.settings, TRANSIENT)
+        self.retry = Retrying(f"PostgreSQL store {redact(dsn)}", self.settings, TRANSIENT, lost_connection)
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -93,7 +98,8 @@ class PostgresStore(JobStore):
                 init=_init_connection,
             )
             async with self.pool.acquire() as conn:
-                await self.migrate(conn)
+                before, after = await self.migrate(conn)
+            self.schema = f"schema version {after}" + (f" (migrated from {before})" if before != after else "")
         except (*TRANSIENT, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
             await self.close()
             raise UpstreamError(f"cannot open the PostgreSQL store {redact(self.dsn)}: {_why(e)}") from e
@@ -337,19 +343,15 @@ class PostgresStore(JobStore):
 
         return await self.retry.write(op)
 
-    async def purge_ended(self, before: float, *, limit: int = 1000) -> list[str]:
-        """Delete up to ``limit`` runs that ended before ``before`` (oldest first); returns their ids."""
-
-        async def op() -> list[str]:
-            rows = await self.pool.fetch(
-                f"DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs WHERE {_ENDED} AND completed < $1"
-                " ORDER BY completed LIMIT $2) RETURNING run_id",
+    async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
+        rows = await self.retry.read(
+            lambda: self.pool.fetch(
+                f"SELECT run_id FROM runs WHERE {_ENDED} AND completed < $1 ORDER BY completed, run_id LIMIT $2",
                 before,
                 limit,
             )
-            return [r[0] for r in rows]
-
-        return await self.retry.write(op)
+        )
+        return [r[0] for r in rows]
 
     # -- reads ---------------------------------------------------------------------------------
 
