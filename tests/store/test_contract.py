@@ -218,7 +218,7 @@ async def test_records_round_trip_exactly(store) -> None:
         status=TaskStatus.FAILED,
         attempt=3,
         args=("--lr", 0.001, 3, True, None, {"nested": [1, "two"]}),
-        outputs={"score": 0.123456789, "text": 'naïve ✓ "quoted" \\ back'},
+        outputs={"score": 0.123456789, "text": 'naïve ✓ "quoted" \\ back', "val.acc": 1, "$odd": {"a.b": [2]}},
         exit_code=137,
         message="OOMKilled\nline two",
         started=T0 + 0.25,

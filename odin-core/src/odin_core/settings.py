@@ -128,9 +128,22 @@ class Settings:
             "executor": env.get("ODIN_EXECUTOR", "local"),
             "kubernetes": kubernetes_from_env(env),
             "store_settings": store_from_env(env),
+            "engine": engine_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def engine_from_env(env: Mapping[str, str]) -> EngineSettings:
+    """``ODIN_HEARTBEAT_S``, ``ODIN_TAKEOVER_AFTER_S``, ``ODIN_LEASE_GRACE_S``, ``ODIN_ADOPT_BATCH``: how cores
+    sharing a store hand runs over (unset ones keep their defaults)."""
+    d = EngineSettings()
+    return EngineSettings(
+        heartbeat_s=float(env.get("ODIN_HEARTBEAT_S", d.heartbeat_s)),
+        takeover_after_s=float(env.get("ODIN_TAKEOVER_AFTER_S", d.takeover_after_s)),
+        lease_grace_s=float(env.get("ODIN_LEASE_GRACE_S", d.lease_grace_s)),
+        adopt_batch=int(env.get("ODIN_ADOPT_BATCH", d.adopt_batch)),
+    )
 
 
 def store_from_env(env: Mapping[str, str]) -> StoreSettings:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,15 @@ class JobStore(ABC):
     @abstractmethod
     async def last_seq(self, run_id: str) -> int:
         """The highest event sequence number of a run (0 when it has none)."""
+
+    def follow(self) -> AsyncGenerator[tuple[str, int], None] | None:
+        """Notices ``(run_id, after_seq)``: a run has new events after ``after_seq``, committed by any process.
+
+        For cores sharing a store: the hub relays the events other cores commit to its watchers (it
+        reads them from the store). Notices may repeat; ``("", 0)`` means some may have been missed
+        (the feed reconnected). None: this store has no feed (one process writes it).
+        """
+        return None
 
 
 # -- one pattern semantics on every backend ---------------------------------------------------

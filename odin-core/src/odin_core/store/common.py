@@ -68,11 +68,6 @@ def dumps(value: Any) -> str:
     return text
 
 
-def no_nul(value: Any) -> Any:
-    """``value`` with NUL characters replaced, only when it has any (the common case costs one dump)."""
-    return json.loads(dumps(value)) if "\\u0000" in json.dumps(value, default=str) else value
-
-
 def present_run(record: dict[str, Any], stop: str | None, owner: str) -> RunRecord:
     """A stored run record as readers see it: owned by its lease's owner, with a pending stop request."""
     run = RunRecord.from_record(record)

@@ -11,6 +11,8 @@ Atomic without multi-document transactions (which the server we test on, FerretD
   removed from the outbox. Readers merge the outbox (read first) with the collection, so an event
   is visible from the moment its commit lands, even if the writer dies before copying it; whoever
   takes the run over finishes the copy.
+* Records are stored as JSON text inside the documents: a record's own keys (task outputs, args)
+  are the user's and may hold ``.`` or ``$``, which document keys may not; nothing queries inside them.
 * The instantiated spec lives in ``specs`` (it can be large and never changes); heartbeats, stop
   requests and epoch claims in ``beats``, ``stops`` and ``claims`` (``mongo_leases``).
 
@@ -21,7 +23,10 @@ which bounds a run to roughly 20,000 tasks on this backend (PostgreSQL has no su
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -30,12 +35,18 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError,
 from ..errors import Conflict, UpstreamError
 from ..model import Event, RunRecord, TaskRecord
 from .base import JobStore, Lease, LeaseLost, pattern_regex
-from .common import Retrying, StoreSettings, no_nul, present_run, read_password, redact
+from .common import Retrying, StoreSettings, dumps, present_run, read_password, redact
 from .mongo_leases import ACTIVE, ENDED, MongoLeases, beat_doc
 
 DEFAULT_DATABASE = "odin"
+FEED_POLL_S = 0.2
+"""How often ``follow`` looks for events committed by other processes."""
+FEED_REMEMBER = 10_000
+"""Runs whose last sequence number ``follow`` keeps in mind."""
+FEED_SLACK_S = 5.0
+"""How far back ``follow`` looks again each time (clocks of the writing cores may differ this much)."""
 DUPLICATE_KEY = 11000
-_RUN_FIELDS = {"record": 1, "owner": 1}
+_RUN_FIELDS = {"record": 1, "owner": 1, "status": 1}
 
 TRANSIENT: tuple[type[BaseException], ...] = (ConnectionFailure,)  # AutoReconnect, timeouts, server selection
 
@@ -46,6 +57,7 @@ _INDEXES: dict[str, list[list[tuple[str, int]]]] = {
         [("job", ASCENDING), ("submitted", DESCENDING)],
         [("name", ASCENDING)],
         [("status", ASCENDING), ("completed", ASCENDING)],
+        [("touched", ASCENDING)],
     ],
     "beats": [[("owner", ASCENDING), ("active", ASCENDING)], [("active", ASCENDING), ("heartbeat", ASCENDING)]],
     "events": [[("run", ASCENDING), ("seq", ASCENDING)]],  # unique, see open()
@@ -59,19 +71,19 @@ def key(name: str) -> str:
 
 
 def _run(doc: Mapping[str, Any], stops: Mapping[str, str]) -> RunRecord:
-    return present_run(doc["record"], stops.get(doc["_id"]), doc.get("owner", ""))
+    return present_run(json.loads(doc["record"]), stops.get(doc["_id"]), doc.get("owner", ""))
 
 
 def _run_fields(run: RunRecord) -> dict[str, Any]:
     return {
         "status": run.status.value,
         "completed": run.completed,
-        "record": no_nul(run.to_record()),
+        "record": dumps(run.to_record()),
     }
 
 
 def _event_doc(e: Mapping[str, Any]) -> dict[str, Any]:
-    return {"_id": f"{e['run_id']}:{e['seq']}", "run": e["run_id"], "seq": e["seq"], "record": dict(e)}
+    return {"_id": f"{e['run_id']}:{e['seq']}", "run": e["run_id"], "seq": e["seq"], "record": dumps(e)}
 
 
 class MongoStore(MongoLeases, JobStore):
@@ -139,16 +151,17 @@ class MongoStore(MongoLeases, JobStore):
             "owner": run.owner,
             "epoch": 1,
             "order": [t.name for t in tasks],
-            "tasks": {key(t.name): no_nul(t.to_record()) for t in tasks},
-            "outbox": {str(e.seq): no_nul(e.to_record()) for e in events},
+            "tasks": {key(t.name): dumps(t.to_record()) for t in tasks},
+            "outbox": {str(e.seq): dumps(e.to_record()) for e in events},
             "seq": max((e.seq for e in events), default=0),
+            "touched": time.time(),
         }
         tries = 0
 
         async def op() -> Lease | None:
             nonlocal tries
             tries += 1
-            await self.db.specs.replace_one({"_id": run.run_id}, {"_id": run.run_id, "spec": no_nul(spec)}, upsert=True)
+            await self.db.specs.replace_one({"_id": run.run_id}, {"_id": run.run_id, "spec": dumps(spec)}, upsert=True)
             try:
                 await self.db.runs.insert_one(dict(doc))
             except DuplicateKeyError:
@@ -176,13 +189,14 @@ class MongoStore(MongoLeases, JobStore):
     ) -> None:
         fields: dict[str, Any] = _run_fields(run) if run is not None else {}
         for t in tasks:
-            fields[f"tasks.{key(t.name)}"] = no_nul(t.to_record())
-        records = [no_nul(e.to_record()) for e in events]
+            fields[f"tasks.{key(t.name)}"] = dumps(t.to_record())
+        records = [json.loads(dumps(e.to_record())) for e in events]  # as they read back
         for r in records:
-            fields[f"outbox.{r['seq']}"] = r
+            fields[f"outbox.{r['seq']}"] = dumps(r)
         where: dict[str, Any] = {"_id": lease.run_id, "owner": lease.owner, "epoch": lease.epoch}
         if records:
             fields["seq"] = max(r["seq"] for r in records)
+            fields["touched"] = time.time()  # what followers on other cores poll for
             where["seq"] = {"$lt": min(r["seq"] for r in records)}
         if not fields:
             fields["epoch"] = lease.epoch  # nothing to write: still check the lease
@@ -231,7 +245,7 @@ class MongoStore(MongoLeases, JobStore):
         )
         for doc in docs:
             if doc.get("outbox"):
-                await self._flush(doc["_id"], list(doc["outbox"].values()))
+                await self._flush(doc["_id"], [json.loads(e) for e in doc["outbox"].values()])
 
     # -- writes by anyone --------------------------------------------------------------------------
 
@@ -268,13 +282,13 @@ class MongoStore(MongoLeases, JobStore):
         if await self.retry.read(lambda: self.db.runs.find_one({"_id": run_id}, {"_id": 1})) is None:
             return None
         doc = await self.retry.read(lambda: self.db.specs.find_one({"_id": run_id}))
-        return dict(doc["spec"]) if doc else None
+        return dict(json.loads(doc["spec"])) if doc else None
 
     async def get_tasks(self, run_id: str) -> list[TaskRecord]:
         doc = await self.retry.read(lambda: self.db.runs.find_one({"_id": run_id}, {"order": 1, "tasks": 1}))
         if doc is None:
             return []
-        return [TaskRecord.from_record(doc["tasks"][key(n)]) for n in doc["order"]]
+        return [TaskRecord.from_record(json.loads(doc["tasks"][key(n)])) for n in doc["order"]]
 
     async def list_runs(
         self, *, pattern: str = "", active_only: bool = False, limit: int | None = None, offset: int = 0
@@ -295,7 +309,7 @@ class MongoStore(MongoLeases, JobStore):
                     return []
                 cursor = cursor.limit(limit)
             docs = await cursor.to_list()
-            stops = await self._stops([d["_id"] for d in docs if d["record"]["status"] in ACTIVE])
+            stops = await self._stops([d["_id"] for d in docs if d["status"] in ACTIVE])
             return [_run(d, stops) for d in docs]
 
         runs: list[RunRecord] = await self.retry.read(op)
@@ -305,11 +319,11 @@ class MongoStore(MongoLeases, JobStore):
         self, run_id: str, after_seq: int, doc: Mapping[str, Any] | None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Stored events after ``after_seq`` merged with those still in the outbox of ``doc`` (read first)."""
-        outbox = [e for e in (doc or {}).get("outbox", {}).values() if e["seq"] > after_seq]
+        outbox = [e for e in map(json.loads, (doc or {}).get("outbox", {}).values()) if e["seq"] > after_seq]
         cursor = self.db.events.find({"run": run_id, "seq": {"$gt": after_seq}}, {"record": 1}).sort("seq", ASCENDING)
         if limit is not None:
             cursor = cursor.limit(limit)
-        merged = {d["record"]["seq"]: d["record"] for d in await cursor.to_list()}
+        merged = {r["seq"]: r for r in (json.loads(d["record"]) for d in await cursor.to_list())}
         merged.update((e["seq"], e) for e in outbox)
         return [merged[s] for s in sorted(merged)][:limit]
 
@@ -322,6 +336,35 @@ class MongoStore(MongoLeases, JobStore):
             return await self._events_after(run_id, after_seq, doc, limit)
 
         return [Event.from_record(r) for r in await self.retry.read(op)]
+
+    def follow(self) -> AsyncGenerator[tuple[str, int], None]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncGenerator[tuple[str, int], None]:
+        """A tailing query (change streams may be missing): runs whose events moved since the last look."""
+        seen: dict[str, tuple[int, float]] = {}  # run -> (seq, touched) as last looked at
+        since = time.time() - FEED_SLACK_S
+        first = True
+        while True:
+            try:
+                docs = await self.db.runs.find({"touched": {"$gte": since}}, {"seq": 1, "touched": 1}).to_list()
+            except TRANSIENT:
+                await asyncio.sleep(1.0)
+                yield ("", 0)
+                continue
+            for d in sorted(docs, key=lambda d: d["touched"]):
+                before = seen.get(d["_id"], (0, 0.0))[0]
+                seen[d["_id"]] = (d["seq"], d["touched"])
+                if d["seq"] > before and not first:
+                    yield (d["_id"], before)
+            if first:  # what the first look found happened before anyone followed: catch up from the store
+                first = False
+                yield ("", 0)
+            newest = max((t for _, t in seen.values()), default=since + FEED_SLACK_S)
+            since = max(since, newest - FEED_SLACK_S)  # writers' clocks differ: look a little back
+            if len(seen) > FEED_REMEMBER:  # forget the runs that moved least recently
+                seen = dict(sorted(seen.items(), key=lambda kv: kv[1][1])[-FEED_REMEMBER // 2 :])
+            await asyncio.sleep(FEED_POLL_S)
 
     async def last_seq(self, run_id: str) -> int:
         doc = await self.retry.read(lambda: self.db.runs.find_one({"_id": run_id}, {"seq": 1}))

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..model import RunStatus
 from .base import Lease, LeaseInfo
-from .common import Retrying, no_nul
+from .common import Retrying
 
 ABANDONED_AFTER_S = 60.0
 ACTIVE = [s.value for s in RunStatus if not s.is_terminal]
@@ -162,7 +162,7 @@ class MongoLeases:
             if await self.db.runs.find_one({"_id": run_id, "status": {"$in": ACTIVE}}, {"_id": 1}) is None:
                 return False
             try:
-                await self.db.stops.insert_one({"_id": run_id, "reason": no_nul(reason)})
+                await self.db.stops.insert_one({"_id": run_id, "reason": reason})
             except DuplicateKeyError:
                 return False  # the first request stands
             return True

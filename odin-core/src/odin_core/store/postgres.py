@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -251,7 +251,7 @@ class PostgresStore(JobStore):
             for e in events:
                 if e.seq not in fresh and stored.get(e.seq) != json.loads(dumps(e.to_record())):
                     raise Conflict(f"run {run_id!r} already has an event {e.seq}", run_id=run_id, seq=e.seq)
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{run_id} {max(e.seq for e in events)}")
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{run_id} {min(e.seq for e in events) - 1}")
 
     # -- leases --------------------------------------------------------------------------------
 
@@ -398,11 +398,59 @@ class PostgresStore(JobStore):
         )
         return [Event.from_record(r[0]) for r in rows]
 
+    def follow(self) -> AsyncGenerator[tuple[str, int], None]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncGenerator[tuple[str, int], None]:
+        """LISTEN on ``odin_events`` on a connection of its own, reconnecting when it drops.
+
+        A ("", 0) follows each (re)connection: notices sent before it were not heard.
+        """
+        queue: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue(FEED_QUEUE)
+
+        def offer(item: tuple[str, int] | None) -> None:
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(("", 0) if item is not None else None)
+
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            run_id, _, seq = payload.rpartition(" ")
+            if run_id and seq.isdigit():
+                offer((run_id, int(seq)))
+
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.dsn, password=read_password(self.settings), timeout=self.settings.connect_timeout_s
+                )
+            except (*TRANSIENT, asyncpg.PostgresError) as e:
+                log.warning("PostgreSQL store %s: event feed unavailable (%s); retrying", redact(self.dsn), _why(e))
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c: offer(None))
+                await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                yield ("", 0)  # listening from now on: whatever came before, catch up from the store
+                while (item := await queue.get()) is not None:
+                    yield item
+            except TRANSIENT:
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
     async def last_seq(self, run_id: str) -> int:
         seq = await self.retry.read(
             lambda: self.pool.fetchval("SELECT coalesce(max(seq), 0) FROM events WHERE run_id=$1", run_id)
         )
         return int(seq)
+
+
+FEED_QUEUE = 10_000
+"""Notices buffered for a slow follower; past that they are dropped for one ("", 0): catch up from the store."""
 
 
 def _why(e: BaseException) -> str:
