@@ -96,7 +96,6 @@ class Core:
             "ODIN_HOME": str(home),
             "ODIN_HEARTBEAT_S": "0.3",
             "ODIN_TAKEOVER_AFTER_S": "2",
-            "ODIN_LEASE_GRACE_S": "1.5",
         }
         self.log = log
         out = open(log, "wb")  # noqa: SIM115 - the process owns it

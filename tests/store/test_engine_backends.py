@@ -21,7 +21,7 @@ from odin_core.store import JobStore, open_store
 from services import launch
 
 PY = sys.executable
-FAST = EngineSettings(heartbeat_s=0.2, takeover_after_s=1.5, lease_grace_s=1.0)
+FAST = EngineSettings(heartbeat_s=0.2, takeover_after_s=1.5)
 
 
 def task(name: str, code: str, **kw: object) -> TaskSpec:
@@ -140,7 +140,7 @@ async def test_a_store_outage_pauses_runs_and_loses_nothing(kind: str, tmp_path:
     cores = Cores(url, tmp_path)
     counter = tmp_path / "count"
     try:
-        engine = await cores.engine(EngineSettings(heartbeat_s=0.2, takeover_after_s=30, lease_grace_s=20))
+        engine = await cores.engine(EngineSettings(heartbeat_s=0.2, takeover_after_s=30))
         await engine.start(adopt=False)
         run = await engine.submit(diamond(counter, slow_s=2.0))
         await _until(lambda: _status(engine.store, run.run_id, "b", TaskStatus.RUNNING))

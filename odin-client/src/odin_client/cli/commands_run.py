@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,6 @@ from .common import (
 from .fmt import dump
 from .progress import Display, RunProgress, make_display
 from .render import failure_hints, summary
-
-STOP_POLL_S = 0.25  # `odin stop` polls the store: the driving engine is another process
 
 
 @click.command("run", short_help="Run a pipeline here and follow it.")
@@ -125,12 +122,12 @@ async def stop_cmd(odin: Any, run_id: str, wait: bool, timeout_s: float) -> int:
     if view.run.status.is_terminal:
         console.print(f"run {run_id} has already ended {view.run.status.value}", markup=False)
         return EXIT_OK
-    await odin.stop(run_id, "stopped by user")
     console.print(f"stop requested for run {run_id}", markup=False)
+    # waiting, the engine here takes the run over if the process driving it dies or goes quiet meanwhile
+    run = await odin.stop(run_id, "stopped by user", wait_s=timeout_s if wait else None)
     if not wait:
         return EXIT_OK
-    run = await _wait_terminal(odin, run_id, timeout_s)
-    if run is None:
+    if not run.status.is_terminal:
         console.print(
             f"run {run_id} has not ended after {timeout_s:g}s; is the `odin run` that drives it still alive? "
             f"`odin status {run_id}` shows where it is",
@@ -140,13 +137,3 @@ async def stop_cmd(odin: Any, run_id: str, wait: bool, timeout_s: float) -> int:
     final = await odin.run(run_id)
     print_summary(console, final.run, final.tasks)
     return EXIT_OK
-
-
-async def _wait_terminal(odin: Any, run_id: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = await odin.store.get_run(run_id)
-        if run is None or run.status.is_terminal:
-            return run
-        await asyncio.sleep(STOP_POLL_S)
-    return None
