@@ -88,7 +88,8 @@ async def test_an_event_number_is_taken_once(store) -> None:
     assert [e.status for e in await store.events("r1")] == ["BUILDING"]
 
 
-async def test_two_engines_racing_for_a_stale_run_one_wins(open_stores) -> None:
+@pytest.mark.parametrize("round_", range(4))
+async def test_two_engines_racing_for_a_stale_run_one_wins(open_stores, round_: int) -> None:
     a, b, c = await open_stores(), await open_stores(), await open_stores()
     leases = [await create(a, f"r{i}", owner="dead", at=T0 + i) for i in range(6)]
     won_b, won_c = await asyncio.gather(

@@ -93,6 +93,7 @@ class MongoStore(MongoLeases, JobStore):
         self.retry = Retrying(f"MongoDB store {redact(url)}", self.settings, TRANSIENT)
         self._client: AsyncMongoClient | None = None
         self._db: Any = None
+        self._copied: dict[str, list[int]] = {}  # run -> events copied to ``events``, still in its outbox
 
     @property
     def db(self) -> Any:
@@ -181,7 +182,7 @@ class MongoStore(MongoLeases, JobStore):
 
         lease = await self.retry.write(op)
         if lease is not None:
-            await self._flush(run.run_id, [e.to_record() for e in events])
+            await self._flush(run.run_id, [e.to_record() for e in events], tidy=False)
         return lease
 
     async def commit(
@@ -201,15 +202,20 @@ class MongoStore(MongoLeases, JobStore):
         if not fields:
             fields["epoch"] = lease.epoch  # nothing to write: still check the lease
 
+        update: dict[str, Any] = {"$set": fields}
+        if copied := self._copied.pop(lease.run_id, []):  # the previous commit's events, in ``events`` by now
+            update["$unset"] = {f"outbox.{seq}": "" for seq in copied}
+
         async def op() -> None:
-            done = await self.db.runs.update_one(where, {"$set": fields})
+            done = await self.db.runs.update_one(where, update)
             if done.matched_count == 0:
                 await self._refused(lease, records)
 
         await self.retry.write(op)
-        if run is not None and run.status.is_terminal:  # no heartbeat for an ended run
+        ended = run is not None and run.status.is_terminal
+        if ended:  # no heartbeat for an ended run
             await self.retry.write(lambda: self.db.beats.update_one({"_id": lease.run_id}, {"$set": {"active": False}}))
-        await self._flush(lease.run_id, records)
+        await self._flush(lease.run_id, records, tidy=ended)
 
     async def _refused(self, lease: Lease, records: list[dict[str, Any]]) -> None:
         """A commit matched nothing: the lease is gone, a sequence number is taken, or (a retry) it had landed."""
@@ -221,8 +227,10 @@ class MongoStore(MongoLeases, JobStore):
             seq = min(r["seq"] for r in records)
             raise Conflict(f"run {lease.run_id!r} already has an event {seq}", run_id=lease.run_id, seq=seq)
 
-    async def _flush(self, run_id: str, records: Sequence[Mapping[str, Any]]) -> None:
-        """Copy committed events from a run's outbox to ``events``, then drop them from the outbox."""
+    async def _flush(self, run_id: str, records: Sequence[Mapping[str, Any]], *, tidy: bool = True) -> None:
+        """Copy committed events from a run's outbox to ``events``; then drop them from the outbox now
+        (``tidy``), or with the run's next commit (one write fewer per commit: on FerretDB each write
+        of a document scans its collection)."""
         if not records:
             return
 
@@ -232,9 +240,12 @@ class MongoStore(MongoLeases, JobStore):
             except BulkWriteError as e:
                 if any(err.get("code") != DUPLICATE_KEY for err in e.details.get("writeErrors", [])):
                     raise
-            await self.db.runs.update_one({"_id": run_id}, {"$unset": {f"outbox.{r['seq']}": "" for r in records}})
+            if tidy:
+                await self.db.runs.update_one({"_id": run_id}, {"$unset": {f"outbox.{r['seq']}": "" for r in records}})
 
         await self.retry.write(op)
+        if not tidy:
+            self._copied.setdefault(run_id, []).extend(r["seq"] for r in records)
 
     async def _flush_leftovers(self, run_ids: Sequence[str]) -> None:
         """Finish the event copies a previous owner did not (it died between its commit and the copy)."""

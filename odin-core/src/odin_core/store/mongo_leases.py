@@ -68,13 +68,12 @@ class MongoLeases:
             )
         except DuplicateKeyError:
             return None
-        done = await self.db.runs.update_one(held, {"$set": {"owner": owner, "epoch": epoch, **changes}})
-        if not done.matched_count:
-            return None
+        # the heartbeat first: once the run document names the new owner, its heartbeat is fresh
         await self.db.beats.replace_one(
             {"_id": expect.run_id}, beat_doc(expect.run_id, owner, now, doc["submitted"]), upsert=True
         )
-        return Lease(expect.run_id, owner, epoch)
+        done = await self.db.runs.update_one(held, {"$set": {"owner": owner, "epoch": epoch, **changes}})
+        return Lease(expect.run_id, owner, epoch) if done.matched_count else None
 
     async def _stops(self, run_ids: Sequence[str]) -> dict[str, str]:
         if not run_ids:
@@ -106,6 +105,8 @@ class MongoLeases:
                 if doc is None or doc["status"] not in ACTIVE:
                     await self.db.beats.update_one({"_id": beat["_id"]}, {"$set": {"active": False}})
                     continue  # the run ended (or went) without its beat knowing: not a run to take over
+                if doc["owner"] != beat["owner"]:
+                    continue  # taken over a moment ago: the quiet heartbeat was its previous owner's
                 expect = Lease(beat["_id"], doc["owner"], doc["epoch"])
                 lease = await self._advance(expect, {"status": {"$in": ACTIVE}}, owner, now)
                 if lease is not None:
