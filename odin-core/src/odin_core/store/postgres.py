@@ -14,12 +14,10 @@ the same content are skipped.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -28,39 +26,13 @@ from ..errors import Conflict, UpstreamError
 from ..model import Event, RunRecord, TaskRecord
 from .base import JobStore, Lease, LeaseInfo, LeaseLost, is_glob, pattern_regex
 from .common import Retrying, StoreSettings, dumps, present_run, read_password, redact
+from .postgres_schema import NOTIFY_CHANNEL, TRANSIENT, apply_migrations, listen, lost_connection, why
 
 log = logging.getLogger("odin.store")
 
-NOTIFY_CHANNEL = "odin_events"
-_MIGRATION_LOCK = 0x0D1_57_0E  # pg_advisory_xact_lock key: one migrating process at a time
 _ACTIVE = "status IN ('BUILDING','RUNNING')"  # literal: the partial indexes apply
 _ENDED = "status IN ('DONE','TERMINATED')"
 _RUN_COLUMNS = "record, stop, owner"
-
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,  # class 08
-    asyncpg.ConnectionDoesNotExistError,  # the server closed the connection mid-operation
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-)
-
-
-def lost_connection(e: BaseException) -> bool:
-    """asyncpg reports a connection closed under a transaction as a plain InterfaceError."""
-    return isinstance(e, asyncpg.InterfaceError) and "connection is closed" in str(e)
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every shipped migration, in order."""
-    folder = resources.files("odin_core.store") / "migrations" / "postgres"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
-    return sorted(found)
 
 
 def _run(row: Any) -> RunRecord:
@@ -102,30 +74,11 @@ class PostgresStore(JobStore):
             self.schema = f"schema version {after}" + (f" (migrated from {before})" if before != after else "")
         except (*TRANSIENT, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
             await self.close()
-            raise UpstreamError(f"cannot open the PostgreSQL store {redact(self.dsn)}: {_why(e)}") from e
+            raise UpstreamError(f"cannot open the PostgreSQL store {redact(self.dsn)}: {why(e)}") from e
 
     async def migrate(self, conn: asyncpg.Connection) -> tuple[int, int]:
         """Bring the schema up to date; returns (version before, version after)."""
-        known = migrations()
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS odin_schema (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied timestamptz NOT NULL DEFAULT now())"
-            )
-            current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM odin_schema")
-            latest = known[-1][0] if known else 0
-            if current > latest:
-                raise UpstreamError(
-                    f"the PostgreSQL store {redact(self.dsn)} has schema version {current}, newer than this "
-                    f"odin-core knows ({latest}): upgrade odin-core"
-                )
-            for version, name, sql in known:
-                if version > current:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO odin_schema (version, name) VALUES ($1, $2)", version, name)
-                    log.info("PostgreSQL store %s: applied migration %s", redact(self.dsn), name)
-        return current, max(current, latest)
+        return await apply_migrations(conn, redact(self.dsn))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -399,60 +352,10 @@ class PostgresStore(JobStore):
         return [Event.from_record(r[0]) for r in rows]
 
     def follow(self) -> AsyncGenerator[tuple[str, int], None]:
-        return self._follow()
-
-    async def _follow(self) -> AsyncGenerator[tuple[str, int], None]:
-        """LISTEN on ``odin_events`` on a connection of its own, reconnecting when it drops.
-
-        A ("", 0) follows each (re)connection: notices sent before it were not heard.
-        """
-        queue: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue(FEED_QUEUE)
-
-        def offer(item: tuple[str, int] | None) -> None:
-            try:
-                queue.put_nowait(item)
-            except asyncio.QueueFull:
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(("", 0) if item is not None else None)
-
-        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            run_id, _, seq = payload.rpartition(" ")
-            if run_id and seq.isdigit():
-                offer((run_id, int(seq)))
-
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    self.dsn, password=read_password(self.settings), timeout=self.settings.connect_timeout_s
-                )
-            except (*TRANSIENT, asyncpg.PostgresError) as e:
-                log.warning("PostgreSQL store %s: event feed unavailable (%s); retrying", redact(self.dsn), _why(e))
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                conn.add_termination_listener(lambda _c: offer(None))
-                await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-                yield ("", 0)  # listening from now on: whatever came before, catch up from the store
-                while (item := await queue.get()) is not None:
-                    yield item
-            except TRANSIENT:
-                pass
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        return listen(self.dsn, self.settings)
 
     async def last_seq(self, run_id: str) -> int:
         seq = await self.retry.read(
             lambda: self.pool.fetchval("SELECT coalesce(max(seq), 0) FROM events WHERE run_id=$1", run_id)
         )
         return int(seq)
-
-
-FEED_QUEUE = 10_000
-"""Notices buffered for a slow follower; past that they are dropped for one ("", 0): catch up from the store."""
-
-
-def _why(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    return text.splitlines()[0] if text else type(e).__name__
