@@ -33,6 +33,7 @@ from odin_core.executors.kubernetes.resources import PODS
 from odin_core.model import AttemptUpdate, RunStatus, TaskStatus
 from odin_core.settings import KubernetesSettings
 from odin_core.spec.model import PipelineSpec, TaskSpec
+from odin_core.store import JobStore, open_store
 from odin_core.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,9 +145,10 @@ async def floor(client: KubeClient, ns: str, n: int, duration: str, timeout_s: f
 # -- Odin ------------------------------------------------------------------------------------------------
 
 
-async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Path) -> dict:
-    store = SqliteStore(data / "odin.db")
-    await store.open()
+async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Path, store_url: str = "") -> dict:
+    store: JobStore = await open_store(store_url) if store_url else SqliteStore(data / "odin.db")
+    if not store_url:
+        await store.open()
     executor = KubernetesExecutor(data / "runs", settings)
     engine = Engine(store, executor, root_path=data, data_path=data / "runs")
     await engine.start(adopt=False)
@@ -206,6 +208,7 @@ async def main() -> None:
     ap.add_argument("--capture-logs", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--kubeconfig")
+    ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
@@ -228,7 +231,7 @@ async def main() -> None:
             pod_annotations={DURATION_ANNOTATION: args.duration},
         )
         with tempfile.TemporaryDirectory() as tmp:
-            o = await odin(settings, n, args.timeout, Path(tmp))
+            o = await odin(settings, n, args.timeout, Path(tmp), args.store)
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
     req = o["requests"]

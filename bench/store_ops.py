@@ -132,8 +132,8 @@ async def main() -> None:
     settings = {
         "tasks_per_run": TASKS,
         "commits": args.commits,
-        "pg": "15, fsync=off",
-        "mongo": "FerretDB v1.24.2/SQLite",
+        "postgres": "15, fsync=off",
+        "mongo": "FerretDB v1.24.2 on SQLite",
     }
     if args.json:
         print(json.dumps({"machine": machine(), "settings": settings, "results": results}, indent=2))
