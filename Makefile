@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build services cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup cluster-up cluster-down clean
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -19,10 +19,10 @@ help:
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
-$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml requirements-dev.txt
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http
 	touch $@
 
 venv: $(STAMP)
@@ -30,10 +30,10 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/odin run $(SAMPLE)
 
-test: venv k8s-build services
+test: venv k8s-build services http-setup
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv services http-setup
 	$(PY) -m pytest --ignore=tests/k8s
 
 check: venv
@@ -49,6 +49,9 @@ format: venv
 bench: venv
 	$(PY) bench/engine_bookkeeping.py
 	$(PY) bench/handoff_latency.py
+
+http-setup:
+	bash tools/http/setup.sh
 
 k8s-build:
 	bash tools/k8s/build.sh

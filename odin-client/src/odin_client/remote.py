@@ -325,7 +325,7 @@ class RemoteOdin:
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
-        entries = await self.request("STATUS", pattern)
+        entries = await self.request("STATUS", {"pattern": pattern, "odin": True})
 
         async def record(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get("record"), dict):
@@ -344,7 +344,7 @@ class RemoteOdin:
         return decode_record(await self._data(resource))
 
     async def _data(self, resource: str) -> dict[str, Any]:
-        reply = await self.request("DATA", {"resource": resource})
+        reply = await self.request("DATA", {"resource": resource, "odin": True})
         record: dict[str, Any] = reply["jobs"]
         return record
 

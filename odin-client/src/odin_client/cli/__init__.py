@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from .commands_gateway import GATEWAY_COMMANDS
 from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
 from .commands_run import run_cmd, stop_cmd
 from .commands_spec import show_cmd, validate_cmd
@@ -119,6 +120,8 @@ def cli(
 
 
 for command in (run_cmd, status_cmd, logs_cmd, data_cmd, events_cmd, cleanup_cmd, show_cmd, validate_cmd, stop_cmd):
+    cli.add_command(command)
+for command in GATEWAY_COMMANDS:  # login, logout, push, jobs, history, user: the HTTP gateway's (--server https://…)
     cli.add_command(command)
 
 

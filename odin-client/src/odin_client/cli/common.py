@@ -112,6 +112,12 @@ async def open_odin(settings: Settings) -> AsyncIterator[Any]:
 @asynccontextmanager
 async def open_backend(cli_state: CliState) -> AsyncIterator[Any]:
     """What commands drive: the remote core given by --server, else the in-process engine."""
+    if cli_state.server and cli_state.server.lower().startswith(("http://", "https://")):
+        from ..http import HttpOdin, TokenCache  # the HTTP gateway (odin-http)
+
+        async with HttpOdin(cli_state.server, token=cli_state.token, cache=TokenCache()) as gateway:
+            yield gateway
+        return
     if cli_state.server:
         from ..remote import RemoteOdin
 
