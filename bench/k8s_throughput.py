@@ -45,6 +45,7 @@ from odin_core.executors.kubernetes.status import is_true
 from odin_core.model import AttemptUpdate, RunStatus, TaskStatus
 from odin_core.settings import KubernetesSettings
 from odin_core.spec.model import PipelineSpec, TaskSpec
+from odin_core.store import JobStore, open_store
 from odin_core.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,9 +180,12 @@ class Floor:
 # -- Odin ------------------------------------------------------------------------------------------------
 
 
-async def odin(settings: KubernetesSettings, task: TaskSpec, n: int, rate: float | None, data: Path) -> Result:
-    store = SqliteStore(data / "odin.db")
-    await store.open()
+async def odin(
+    settings: KubernetesSettings, task: TaskSpec, n: int, rate: float | None, data: Path, store_url: str = ""
+) -> Result:
+    store: JobStore = await open_store(store_url) if store_url else SqliteStore(data / "odin.db")
+    if not store_url:
+        await store.open()
     executor = KubernetesExecutor(data / "runs", settings)
     engine = Engine(store, executor, root_path=data, data_path=data / "runs")
     await engine.start(adopt=False)
@@ -282,6 +286,7 @@ async def main() -> None:
     ap.add_argument("--capture-logs", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--kubeconfig")
+    ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
@@ -307,7 +312,7 @@ async def main() -> None:
             pod_annotations={DURATION_ANNOTATION: args.duration},
         )
         with tempfile.TemporaryDirectory() as tmp:
-            o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp)), args.timeout)
+            o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
     report(args, f, o)
