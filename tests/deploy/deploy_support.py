@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "images"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    """tools/images is not a package: load its modules under names that cannot clash."""
+def load_module(name: str, path: Path) -> ModuleType:
+    """Load a file as a module of its own name (tools/images and tests/ are not packages), its folder importable
+    while it loads."""
     sys.path.insert(0, str(path.parent))
     try:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -38,9 +39,9 @@ def _load(name: str, path: Path) -> ModuleType:
         sys.path.remove(str(path.parent))
 
 
-imgbuild = _load("odin_images_build", TOOLS / "build.py")
+imgbuild = load_module("odin_images_build", TOOLS / "build.py")
 engine_mod = sys.modules["container_engine"]
-gen_secrets = _load("odin_images_gen_secrets", TOOLS / "gen_secrets.py")
+gen_secrets = load_module("odin_images_gen_secrets", TOOLS / "gen_secrets.py")
 
 
 def require(ok: bool, message: str) -> None:
@@ -150,6 +151,10 @@ class Podman:
         finally:
             print(f"--- log of {name} ---\n{self.logs(name)[-4000:]}")
             self("rm", "-f", "-v", "-t", "5", name, check=False)
+
+    def run_in(self, pod: str, name: str, image: str, *args: str, options: tuple[str, ...] | list[str] = ()) -> None:
+        """Start a container in ``pod`` (removed with the pod)."""
+        self("run", "-d", "--pod", pod, "--name", name, *options, image, *args)
 
     @contextmanager
     def pod(self, *options: str) -> Iterator[str]:
