@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -177,3 +178,61 @@ def _run(stack: Stack, job: str) -> str:
     done = [line for line in out.splitlines() if line.startswith("run ") and " DONE" in line]
     assert done, out
     return done[-1].split()[1]
+
+
+# The commands of docs/operations.md ("Backups"), as a user runs them with compose.
+BACKUP = {
+    "odin.sql": ("odin-postgres", ["pg_dump", "-U", "odin", "--clean", "--if-exists", "odin"]),
+    "pipelines.bundle": ("odin-core", ["git", "-C", "/srv/pipelines/.odin/repo.git", "bundle", "create", "-", "--all"]),
+    "run-data.tar": ("odin-core", ["tar", "-C", "/var/lib/odin", "-cf", "-", "data"]),
+}
+RESTORE = {
+    "pipelines.bundle": ("odin-core", ["sh", "-c", "cat > /tmp/p.bundle && git -C /srv/pipelines/.odin/repo.git "
+                                       "fetch -q /tmp/p.bundle '+refs/*:refs/*' && rm /tmp/p.bundle"]),
+    "run-data.tar": ("odin-core", ["tar", "-C", "/var/lib/odin", "-xf", "-"]),
+    "odin.sql": ("odin-postgres", ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", "odin", "-d", "odin"]),
+}  # fmt: skip
+
+
+def test_compose_backup_restores_runs_users_pipelines_and_logs_into_new_volumes(
+    stack: Stack, secrets_dir: Path, tmp_path: Path
+) -> None:
+    stack.up()
+    migrated = stack.compose("exec", "-T", "odin-core", "odin-core", "migrate",
+                             "--store=postgresql://odin@odin-postgres:5432/odin").stdout  # fmt: skip
+    assert "schema version" in migrated, migrated
+    stack.odin("login", "-u", "admin", "--password-stdin", stdin=(secrets_dir / "root_password").read_text())
+    stack.odin("user", "create", "ann", "--password-stdin", stdin="ann-secret-123")
+    job = tmp_path / "main.yml"
+    job.write_text(JOB)
+    stack.odin("push", "--create", "hello", str(job))
+    run_id = _run(stack, "hello")
+    backups = tmp_path / "backup"
+    backups.mkdir()
+    for name, (service, command) in BACKUP.items():
+        with (backups / name).open("wb") as out:
+            _exec(stack, service, command, stdout=out)
+        assert (backups / name).stat().st_size > 0, name
+
+    stack.compose("down", "-v")  # every volume lost
+    stack.up()
+    for name, (service, command) in RESTORE.items():
+        if name == "odin.sql":
+            stack.compose("stop", "odin-http", "odin-core")
+        with (backups / name).open("rb") as data:
+            _exec(stack, service, command, stdin=data)
+    stack.up()  # starts the stopped services (podman 4.3 cannot `start` a service with dependencies)
+
+    stack.tokens.unlink()
+    stack.odin("login", "-u", "ann", "--password-stdin", stdin="ann-secret-123")
+    runs = {r["run"]["run_id"]: r["run"]["status"] for r in json.loads(stack.odin("status", "-o", "json").stdout)}
+    assert runs.get(run_id) == "DONE"
+    assert f"hello from {run_id}--greet" in stack.odin("logs", f"{run_id}--greet").stdout
+    assert [j["id"] for j in json.loads(stack.odin("jobs", "-o", "json").stdout)] == ["hello"]
+    assert _run(stack, "hello") != run_id
+
+
+def _exec(stack: Stack, service: str, command: list[str], **streams: Any) -> None:
+    argv = [str(BIN / "podman-compose"), "-p", stack.project, "-f", str(COMPOSE_FILE), "exec", "-T", service, *command]
+    proc = subprocess.run(argv, env=stack.env, stderr=subprocess.PIPE, timeout=300, cwd=REPO, **streams)
+    assert proc.returncode == 0, f"{service}: {' '.join(command)}: {proc.stderr.decode()[-2000:]}"
