@@ -20,6 +20,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import re
 import sys
 import textwrap
@@ -64,14 +65,10 @@ def field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if (
-                isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(after.value.value.split())
+    for node, after in itertools.pairwise(body):
+        documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if documented and isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            docs[node.target.id] = " ".join(str(after.value.value).split())  # type: ignore[attr-defined]
     return docs
 
 
