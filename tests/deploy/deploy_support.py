@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -42,6 +43,22 @@ def load_module(name: str, path: Path) -> ModuleType:
 imgbuild = load_module("odin_images_build", TOOLS / "build.py")
 engine_mod = sys.modules["container_engine"]
 gen_secrets = load_module("odin_images_gen_secrets", TOOLS / "gen_secrets.py")
+
+
+TUTORIAL = REPO / "docs" / "tutorial-microk8s.md"
+BLOCK = re.compile(r"<!-- (.*?) -->\n```(\w+)\n(.*?)```", re.S)
+
+
+def tutorial_blocks() -> list[tuple[str, str, str]]:
+    """(mark, language, text) of every marked code block of docs/tutorial-microk8s.md."""
+    return [(m.group(1), m.group(2), m.group(3)) for m in BLOCK.finditer(TUTORIAL.read_text())]
+
+
+def tutorial_block(mark: str) -> str:
+    """The text of the blocks with exactly this mark, joined (the tests that run them name their mark)."""
+    found = [text for m, _lang, text in tutorial_blocks() if m == mark]
+    assert found, f"docs/tutorial-microk8s.md has no block marked {mark!r}"
+    return "".join(found)
 
 
 def require(ok: bool, message: str) -> None:

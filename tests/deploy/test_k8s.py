@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import REPO, free_port, http_get, http_post, load_module, wait_until
+from deploy_support import REPO, free_port, http_get, load_module, tutorial_block, wait_until
 from kubelet import Node, container_options, decode_secret
 from manifests import Rendered, documented_rules, pod_specs, render
 
@@ -235,21 +235,6 @@ def test_midgard_and_the_gateway_have_only_their_own_rights(kube: Any, deployed:
 
 # --- a pipeline through the deployed gateway -----------------------------------------------------------------------
 
-GPU_JOB = """\
-name: gpu-hello
-tasks:
-  - name: prepare
-    image: busybox:1.36
-    command: echo
-    args: ["preparing"]
-  - name: train
-    image: busybox:1.36
-    command: echo
-    args: ["training on a GPU"]
-    num_gpus: 1
-    depends: [prepare]
-"""
-
 
 def _node(kube: Any, deployed: Deployed, tmp: Path) -> Node:
     """What the kubelet would hand the pods: the applied Secrets and ConfigMaps (read back from the API), a
@@ -319,7 +304,7 @@ def test_a_pipeline_through_the_gateway_runs_its_pods_in_the_cluster(
         )
         # docs/operations.md's upgrade step, in the core's pod: its settings (ODIN_STORE, the password file) suffice.
         assert "schema version" in podman("exec", f"{pod}-odin-core", "odin-core", "migrate").stdout
-        _drive(kube, ns, f"http://127.0.0.1:{port}", node, tmp_path)
+        _drive(kube, ns, f"http://127.0.0.1:{port}", node, deployed.rendered.yaml_file.parent)
 
 
 def _start_all(podman: Any, pod: str, templates: dict[str, Any], node: Node, files: Path, api_port: int) -> None:
@@ -337,44 +322,49 @@ def _start_all(podman: Any, pod: str, templates: dict[str, Any], node: Node, fil
         _start(podman, pod, workload, templates[workload], node, files)
 
 
-def _drive(kube: Any, ns: str, url: str, node: Node, tmp: Path) -> None:
+def _drive(kube: Any, ns: str, url: str, node: Node, workdir: Path) -> None:
+    """docs/tutorial-microk8s.md's first login, push, run, logs, `odin gpus` and `odin nodes`, as written, run in
+    a folder laid out like the repository (the overlay's secrets where the page reads them), with its pipeline."""
     import sys
 
-    odin = Path(sys.executable).parent / "odin"
-    env = {"ODIN_SERVER": url, "ODIN_TOKEN_FILE": str(tmp / "tokens.json"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "ODIN_SERVER": url,
+        "ODIN_TOKEN_FILE": str(workdir / "tokens.json"),
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+    }
 
-    def run(*args: str, stdin: str | None = None) -> str:
-        proc = subprocess.run([str(odin), *args], env=env, input=stdin, capture_output=True, text=True, timeout=180)
+    def odin(*args: str) -> str:
+        proc = subprocess.run(["odin", *args], env=env, capture_output=True, text=True, timeout=180, cwd=workdir)
         assert proc.returncode == 0, f"odin {' '.join(args)}: {proc.stdout}{proc.stderr}"
         return proc.stdout
 
-    password = node.secrets[next(n for n in node.secrets if n.startswith("odin-admin-"))]["root_password"].decode()
-    run("login", "-u", "admin", "--password-stdin", stdin=password)
-    job = tmp / "main.yml"
-    job.write_text(GPU_JOB)
-    run("push", "--create", "gpu-hello", str(job))
-    out = run("run", "gpu-hello")
-    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run ") and "DONE" in line)
+    job = workdir / "gpu-hello" / "main.yml"
+    job.parent.mkdir()
+    job.write_text(tutorial_block("file: gpu-hello/main.yml"))
+    script = tutorial_block("runs in tests/deploy/test_k8s.py")
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"the tutorial's first run failed:\n{proc.stdout}\n{proc.stderr}"
+    assert " DONE" in proc.stdout, proc.stdout
+    (run,) = json.loads(odin("status", "gpu-hello", "-o", "json"))
+    assert run["run"]["status"] == "DONE"
     pods = json.loads(kubectl(kube, "-n", ns, "get", "pods", "-l", "odin.ml/run", "-o", "json").stdout)["items"]
     ours = {
         p["metadata"]["annotations"]["odin.ml/task-name"]: p
         for p in pods
-        if p["metadata"]["annotations"].get("odin.ml/run-id") == run_id
+        if p["metadata"]["annotations"].get("odin.ml/run-id") == run["run"]["run_id"]
     }
     assert set(ours) == {"prepare", "train"}, f"the run's pods: {sorted(ours)}"
     train = ours["train"]
     assert train["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert train["spec"]["nodeName"].startswith("kwok-gpu-"), "a GPU task landed on a node without GPUs"
     assert train["status"]["phase"] == "Succeeded"
-    # `odin nodes` / `odin gpus` read no cached login (they take --token / ODIN_TOKEN): give them an access token.
-    status, body = http_post(f"{url}/v1/auth", {"username": "admin", "password": password})
-    assert status == 200
-    env["ODIN_TOKEN"] = json.loads(body)["accessToken"]
 
     def reported() -> dict[str, Any] | None:
-        listed = {n["name"]: n for n in json.loads(run("nodes", "-o", "json"))["nodes"]}
+        listed = {n["name"]: n for n in json.loads(odin("nodes", "-o", "json"))["nodes"]}
         return listed.get(node.node_name)
 
     agent = wait_until(reported, timeout_s=READY_TIMEOUT_S, what="midgard's report at the gateway")
     assert agent["gpus"] == [] and agent["nvml"]["available"] is False
-    assert json.loads(run("gpus", "-o", "json"))["gpus"] == []
+    assert json.loads(odin("gpus", "-o", "json"))["gpus"] == []

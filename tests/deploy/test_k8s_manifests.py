@@ -148,3 +148,14 @@ def test_secrets_are_generated_from_the_files_a_user_makes(microk8s, tmp_path: P
     assert base64.b64decode(db["data"]["db_password"]).decode() == password
     assert f":{password}@odin-postgres:5432/odin" in base64.b64decode(db["data"]["gateway_dsn"]).decode()
     assert (microk8s.secrets_dir.stat().st_mode & 0o777) == 0o700
+
+
+def test_the_optional_training_operator_is_the_version_the_tests_run() -> None:
+    import re
+
+    from deploy_support import REPO
+
+    pinned = (REPO / "k8s" / "optional" / "training-operator" / "kustomization.yaml").read_text()
+    tested = re.search(r'^VERSION = "(v[\d.]+)"', (REPO / "tools/k8s/localk8s/operator.py").read_text(), re.M)
+    assert tested, "tools/k8s/localk8s/operator.py names no VERSION"
+    assert f"manifests/overlays/standalone?ref={tested.group(1)}" in pinned
