@@ -34,8 +34,8 @@ demo: venv
 test: venv k8s-build services http-setup images-setup
 	$(PY) -m pytest
 
-test-fast: venv services http-setup
-	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s
+test-fast: venv services http-setup images-setup
+	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s --ignore=tests/deploy/test_k8s.py
 
 check: venv
 	$(VENV)/bin/ruff check .

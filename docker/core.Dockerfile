@@ -27,6 +27,7 @@ RUN apt-get update \
  && chown 10001:10001 /var/lib/odin /srv/pipelines
 COPY --from=build /opt/odin /opt/odin
 COPY docker/healthcheck.py /usr/local/bin/odin-healthcheck
+COPY docker/wait_for.py /usr/local/bin/odin-wait-for
 ENV PATH=/opt/odin/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ODIN_HOME=/var/lib/odin \

@@ -29,6 +29,7 @@ RUN apt-get update \
  && chown 10001:10001 /var/lib/odin /srv/pipelines
 COPY --from=build /opt/odin /opt/odin
 COPY docker/healthcheck.py /usr/local/bin/odin-healthcheck
+COPY docker/wait_for.py /usr/local/bin/odin-wait-for
 # The pipelines root is the volume shared with the core (the core's --root-path).
 ENV PATH=/opt/odin/bin:$PATH \
     PYTHONUNBUFFERED=1 \

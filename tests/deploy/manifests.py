@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import REPO, gen_secrets
+from deploy_support import REPO, gen_secrets, require
 
 K8S = REPO / "k8s"
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -58,6 +58,7 @@ class Rendered:
 
 
 def kustomize(folder: Path) -> list[dict[str, Any]]:
+    require(shutil.which("kubectl") is not None, "kubectl is missing (its kustomize renders k8s/)")
     proc = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]

@@ -72,6 +72,8 @@ def test_compose_shape_is_safe_by_default() -> None:
     assert services["odin-core"]["depends_on"]["odin-postgres"]["condition"] == "service_healthy"
     assert all("file" in s for s in _compose()["secrets"].values())
     assert "--jwt-secret-file=/run/secrets/core_jwt" in services["odin-core"]["command"]
+    for name in ("odin-core", "odin-http"):  # the order holds where depends_on's conditions are ignored
+        assert services[name]["entrypoint"][:4] == ["tini", "--", "odin-wait-for", "odin-postgres:5432"], name
 
 
 @dataclass
@@ -129,7 +131,14 @@ def stack(podman, images, secrets_dir: Path, tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         for service in _compose()["services"]:
-            print(f"--- log of {service} ---\n{podman.logs(s.container(service))[-3000:]}")
+            state = podman("inspect", "--format", "{{json .State}}", s.container(service), check=False).stdout
+            print(f"--- {service}: {state.strip()[:600]}\n{podman.logs(s.container(service))[-3000:]}")
+            print(podman("top", s.container(service), check=False).stdout)
+            print(
+                podman(
+                    "inspect", "--format", "{{json .NetworkSettings.Networks}}", s.container(service), check=False
+                ).stdout[:400]
+            )
         subprocess.run(
             [str(BIN / "podman-compose"), "-p", s.project, "-f", str(COMPOSE_FILE), "down", "-v"],
             env=env,

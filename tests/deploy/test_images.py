@@ -289,3 +289,28 @@ def test_midgard_image_reports_zero_gpus_and_why(podman, images) -> None:
 def _ok(url: str) -> tuple[int, str] | None:
     status, body = http_get(url)
     return (status, body) if status == 200 else None
+
+
+def test_wait_for_holds_a_command_until_its_dependency_answers() -> None:
+    script = REPO / "docker" / "wait_for.py"
+    port = free_port()
+    nobody = subprocess.run(
+        [sys.executable, str(script), f"127.0.0.1:{port}", "--timeout", "1", "--", "echo", "ran"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert nobody.returncode == 1 and "did not answer within 1s" in nobody.stderr and "ran" not in nobody.stdout
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        answered = subprocess.run(
+            [sys.executable, str(script), f"127.0.0.1:{port}", "--", "echo", "ran"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert answered.returncode == 0 and answered.stdout.strip() == "ran"
+    assert subprocess.run([sys.executable, str(script), "x:1"], capture_output=True).returncode == 2
