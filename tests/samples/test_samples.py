@@ -97,6 +97,13 @@ def test_ml_sweep(odin: OdinProcess) -> None:
     assert report.is_file() and report.parent == odin.home / "data" / "ml-sweep-e2e" / "report"
     text = report.read_text()
     assert f"Digits sweep: {best} wins" in text and f"**{best}**" in text
+    # the run ends by showing what it was for: the winner, its score, where the report is
+    summary = done.stderr[done.stderr.index("run ml-sweep-e2e DONE in") :].splitlines()
+    assert summary[1] == "outputs of report (odin data ml-sweep-e2e--report):", done.stderr
+    shown = dict(line.split(None, 1) for line in summary[2:6])
+    assert shown["best_model"] == best
+    assert float(shown["best_score"]) == pytest.approx(tasks["evaluate"]["outputs"]["best_score"], abs=1e-4)
+    assert shown["report_path"] == str(report)
     trainings = [tasks[f"train-{v}"] for v in sorted(VARIANTS)]
     for t in trainings:
         assert Path(t["outputs"]["model_path"]).is_file()

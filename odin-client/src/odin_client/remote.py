@@ -327,6 +327,13 @@ class RemoteOdin:
 
         return [decode_view(r) for r in await asyncio.gather(*(record(e) for e in entries))]
 
+    async def runs(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
+        """A page of the runs matching ``pattern`` (newest first), each with its tasks (as ``Odin.runs``)."""
+        views = [v for v in await self.status(pattern) if not (active_only and v.run.status.is_terminal)]
+        return views[offset : None if limit is None else offset + limit]
+
     async def task(self, resource: str) -> TaskRecord:
         if "--" not in resource:
             raise InvalidRequest(f"{resource!r} is not a task id (<run id>--<task>)")

@@ -125,6 +125,14 @@ class Odin:
         runs = await self.store.find_runs(pattern)
         return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in runs]
 
+    async def runs(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
+        """A page of the runs matching ``pattern`` (newest first), each with its tasks."""
+        runs = [r for r in await self.store.find_runs(pattern) if not (active_only and r.status.is_terminal)]
+        page = runs[offset : None if limit is None else offset + limit]
+        return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in page]
+
     async def task(self, resource: str) -> TaskRecord:
         run_id, name = split_task_id(resource)
         if name is None:

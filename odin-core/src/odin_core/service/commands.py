@@ -66,13 +66,16 @@ def _flag(payload: Any, key: str) -> bool:
 
 
 def job_dir(root: Path, job: Any) -> Path:
-    """The job directory under ``root``; names that would leave it (``..``, absolute) are refused."""
+    """The job directory under ``root`` (a name relative to it, or an absolute path inside it); names that would
+    leave it (``..``, an absolute path elsewhere) are refused."""
     if not isinstance(job, str) or not job.strip():
         raise InvalidRequest('a job is a path relative to the pipelines root, e.g. "team/train"')
     name = job.strip().replace("__", "/")
-    path = (root / name).resolve()
-    if Path(name).is_absolute() or not path.is_relative_to(root.resolve()):
-        raise InvalidRequest(f"job {job!r} is outside the pipelines root")
+    path = (root / name).resolve()  # an absolute name stays absolute: accepted when it lies inside the root
+    if not path.is_relative_to(root.resolve()):
+        raise InvalidRequest(
+            f"job {job!r} is outside the pipelines root; name it relative to the root, e.g. team/train"
+        )
     if not (path / "main.yml").is_file():
         raise NotFound(f"no job {job!r}: {name}/main.yml does not exist under the pipelines root")
     return path
@@ -108,7 +111,8 @@ async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
     run_id = payload.get("run_id") if isinstance(payload, dict) else None
     if run_id is not None and not isinstance(run_id, str):
         raise InvalidRequest('"run_id" must be a string')
-    run = await s.odin.submit(path, run_id=run_id)
+    # shielded: a client that goes away while the run is being created must not leave half a run behind
+    run = await asyncio.shield(s.odin.submit(path, run_id=run_id))
     yield OK, run.run_id
     if isinstance(payload, dict) and payload.get("watch") is False:
         return
