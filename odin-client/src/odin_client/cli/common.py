@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import io
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -75,10 +77,50 @@ class CliState:
         return f"--server {self.server} " if self.server else ""
 
 
+class HangupTolerant(io.TextIOBase):
+    """A terminal stream whose writes stop failing once the terminal is gone (EIO after a hang-up): the command still
+    has a run to end cleanly. Other errors (a closed pipe) are raised as usual."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return int(self._stream.write(text))
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+                self._gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+                self._gone = True
+
+    def isatty(self) -> bool:
+        return not self._gone and bool(self._stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self._stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._stream, "encoding", "utf-8") or "utf-8")
+
+
 def make_console(*, stderr: bool = False) -> Console:
     """A console on stdout or stderr; colour and live updates only on a terminal."""
-    stream = sys.stderr if stderr else sys.stdout
+    stream: Any = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
+    if tty:
+        stream = HangupTolerant(stream)
     return Console(
         file=stream,
         highlight=False,

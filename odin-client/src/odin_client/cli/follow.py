@@ -44,11 +44,14 @@ class Policy:
     hint: str = ""  # the global options to repeat in suggested commands (`--server URL `)
 
 
-REASONS = {
-    signal.SIGINT: "interrupted by the user",
-    signal.SIGTERM: "stopped: the process following it got SIGTERM",
-    signal.SIGHUP: "stopped: the terminal of the process driving it closed",
-}
+def reason(sig: int, policy: Policy) -> str:
+    """The run's message when a signal stops it."""
+    if sig == signal.SIGINT:
+        return "interrupted by the user"
+    who = "its background driver" if policy.background else "`odin run`"
+    if sig == signal.SIGHUP:
+        return f"stopped: the terminal of {who} closed (`odin run --detach` runs outlive the terminal)"
+    return f"stopped: {who} got {signal.Signals(sig).name}"
 
 
 def decide(sig: int, policy: Policy, *, stopping: bool) -> Action:
@@ -136,7 +139,7 @@ class Follower:
             if action is Action.ASK:
                 action = await self._ask(signals)
             if action is Action.STOP:
-                await self._stop(REASONS.get(signal.Signals(sig), "stopped"))
+                await self._stop(reason(sig, self.policy))
             elif action is Action.DETACH:
                 for line in detached_lines(self.run_id, self.policy):
                     self.display.note(line)
@@ -221,11 +224,14 @@ async def _read_line() -> str:
 
 
 def _silence() -> None:
-    """Point stdout and stderr at /dev/null (after a hang-up, so the run can still be ended cleanly)."""
+    """Point stdout and stderr, where they are a terminal, at /dev/null: after a hang-up writing there fails, and the
+    run must still be ended cleanly."""
     with contextlib.suppress(OSError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if os.isatty(fd):
+                    os.dup2(devnull, fd)
         os.close(devnull)
 
 
@@ -247,4 +253,5 @@ __all__ = [
     "first_error",
     "follow",
     "interactive",
+    "reason",
 ]
