@@ -15,18 +15,18 @@ from typing import Any
 
 from . import constants as C
 from .engine import Engine
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .executors.base import Executor
 from .model import CleanupResult, Event, RunRecord, RunView, TaskRecord
+from .paths import confined
 from .settings import Settings
-from .spec import load_pipeline
+from .spec import check_run_id, load_pipeline, split_resource
 from .store import JobStore, open_store
 
 
 def split_task_id(resource: str) -> tuple[str, str | None]:
-    """``<run id>--<task>`` → (run id, task); a plain run id → (run id, None)."""
-    run_id, sep, task = resource.partition("--")
-    return run_id, (task if sep else None)
+    """``<run id>--<task>`` → (run id, task); a plain run id → (run id, None); InvalidRequest for a bad id."""
+    return split_resource(resource)
 
 
 def git_version(path: Path) -> str:
@@ -99,14 +99,18 @@ class Odin:
         await self.engine.start(adopt=adopt)
         return await self.engine.submit(spec, run_id=run_id, version=version)
 
-    def watch(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event]:
-        return self.engine.watch(run_id, after_seq=after_seq)
+    async def watch(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event]:
+        """A run's events after ``after_seq`` until its end: the stored backlog, then live ones."""
+        async for ev in self.engine.watch(check_run_id(run_id), after_seq=after_seq):
+            if isinstance(ev, Event):  # a single run's stream replays instead of lagging
+                yield ev
 
     async def wait(self, run_id: str) -> RunRecord:
         return await self.engine.wait(run_id)
 
-    async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
-        return await self.engine.stop(run_id, reason)
+    async def stop(self, run_id: str, reason: str = "stopped by user", *, wait_s: float | None = None) -> RunRecord:
+        """Stop a run (see ``Engine.stop``); with ``wait_s``, wait that long for it to end."""
+        return await self.engine.stop(run_id, reason, wait_s=wait_s)
 
     async def resubmit(self, run_id: str) -> dict[str, Any]:
         """Run an ended run again, reusing every task that succeeded."""
@@ -116,13 +120,14 @@ class Odin:
     # -- reading -----------------------------------------------------------------------------
 
     async def run(self, run_id: str) -> RunView:
-        run = await self.store.get_run(run_id)
+        run = await self.store.get_run(check_run_id(run_id))
         if run is None:
             raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         return RunView(run, tuple(await self.store.get_tasks(run_id)))
 
-    async def status(self, pattern: str = "") -> list[RunView]:
-        runs = await self.store.find_runs(pattern)
+    async def status(self, pattern: str = "", *, limit: int | None = None, offset: int = 0) -> list[RunView]:
+        """Runs matching ``pattern`` (id, job or pipeline name; see ``store.base.match_pattern``), newest first."""
+        runs = await self.store.list_runs(pattern=pattern, limit=limit, offset=offset)
         return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in runs]
 
     async def runs(
@@ -176,11 +181,24 @@ class Odin:
             yield line
 
     async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:
+        """Remove a run's resources (and with ``db``/``fs`` its records and files).
+
+        An active run is stopped first and waited for; one that another live process drives and that
+        does not end within ``engine.cleanup_wait_s`` is refused (Conflict): nothing is ever deleted
+        under a live driver.
+        """
         view = await self.run(run_id)
         if not view.run.status.is_terminal:
-            await self.stop(run_id, "cleaned up")
+            run = await self.stop(run_id, "cleaned up", wait_s=self.settings.engine.cleanup_wait_s)
+            if not run.status.is_terminal:
+                raise Conflict(
+                    f"run {run_id!r} is still {run.status.value}, driven by {run.owner}: it was asked to stop "
+                    "but has not ended yet; run the clean-up again once `odin status` shows it ended",
+                    run_id=run_id,
+                )
+            view = await self.run(run_id)
         removed = await self.executor_for(view.run).cleanup(run_id, list(view.tasks))
-        run_dir = self.settings.data / run_id
+        run_dir = confined(self.settings.data, run_id)
         fs_done = fs and run_dir.exists()
         if fs_done:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)

@@ -8,15 +8,36 @@ it returns and acts on it.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from .errors import OdinError
 from .model import AttemptUpdate, RunRecord, RunStatus, TaskRecord, TaskStatus
 from .spec.model import PipelineSpec, TaskSpec
+from .spec.references import resolve_references
 
 EARLY_EXIT_OUTPUT = "odin_early_exit"
+
+
+@dataclass(frozen=True)
+class SubmitRetry:
+    """How the engine retries a submit that failed temporarily (429, 5xx, a reset connection).
+
+    These retries do not consume the task's ``retries``: the task itself never ran.
+    """
+
+    backoff_s: float = 0.5
+    factor: float = 2.0
+    max_backoff_s: float = 30.0
+    give_up_after_s: float = 600.0
+    """After this long of temporary failures the attempt fails (and the task's own retries apply)."""
+
+    def delay_s(self, failures: int, hint_s: float = 0.0) -> float:
+        return max(min(self.backoff_s * self.factor ** max(failures - 1, 0), self.max_backoff_s), hint_s)
 
 
 @dataclass
@@ -24,15 +45,25 @@ class Plan:
     """The result of one ``decide``: records to persist, then attempts to submit and to kill."""
 
     changed: list[TaskRecord] = field(default_factory=list)  # every transition in order (one event each)
-    starts: list[TaskRecord] = field(default_factory=list)  # already PENDING with the new attempt number
+    starts: list[TaskRecord] = field(default_factory=list)  # PENDING attempts to submit (new or never submitted)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)  # each start's task, references resolved
     kills: list[TaskRecord] = field(default_factory=list)  # attempts whose executor resources must go
     run: RunRecord | None = None  # the run record when it changed
     wake_at: float | None = None  # call decide again at this time even if nothing happens
+    starved: bool = False  # ready tasks wait for engine-wide slots (``capacity``): decide again when one frees
 
 
 class DagState:
-    def __init__(self, spec: PipelineSpec, run: RunRecord, records: Mapping[str, TaskRecord]) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        run: RunRecord,
+        records: Mapping[str, TaskRecord],
+        *,
+        submit_retry: SubmitRetry | None = None,
+    ) -> None:
         self.spec = spec
+        self.submit_retry = submit_retry or SubmitRetry()
         self.run = run
         self.tasks: dict[str, TaskSpec] = {t.name: t for t in spec.tasks}
         self.children: dict[str, list[str]] = {t.name: [] for t in spec.tasks}
@@ -48,6 +79,8 @@ class DagState:
         self._failed: list[str] = []
         self._run_changed = False
         self._changes: list[TaskRecord] = []  # every transition since the last plan, in order
+        self._relaunch: dict[str, None] = {}  # PENDING attempts to submit again (never started, or refused for now)
+        self._submit_failures: dict[tuple[str, int], tuple[int, float]] = {}  # (name, attempt) -> (count, first)
         for t in spec.tasks:
             self._index(records[t.name])
         for t in spec.tasks:
@@ -57,8 +90,54 @@ class DagState:
             self._skip_descendants(name)
 
     @classmethod
-    def from_records(cls, spec: PipelineSpec, run: RunRecord, records: Iterable[TaskRecord]) -> DagState:
-        return cls(spec, run, {r.name: r for r in records})
+    def from_records(
+        cls,
+        spec: PipelineSpec,
+        run: RunRecord,
+        records: Iterable[TaskRecord],
+        *,
+        submit_retry: SubmitRetry | None = None,
+    ) -> DagState:
+        return cls(spec, run, {r.name: r for r in records}, submit_retry=submit_retry)
+
+    @classmethod
+    def reopened(
+        cls,
+        spec: PipelineSpec,
+        run: RunRecord,
+        records: Iterable[TaskRecord],
+        *,
+        submit_retry: SubmitRetry | None = None,
+    ) -> DagState:
+        """An ended run made to run again in place: every task that did not succeed starts over as WAITING
+        with a fresh retry budget; the run and those tasks are the first plan's changes (one event each)."""
+        records = list(records)
+        rerun = [r for r in records if r.status is not TaskStatus.SUCCEEDED]
+        reused = len(records) - len(rerun)
+        state = cls(spec, run, {r.name: r for r in records}, submit_retry=submit_retry)
+        state._set_run(
+            status=RunStatus.BUILDING,
+            completed=None,
+            stop_requested=False,
+            early_exit=False,
+            message=f"resubmitted: reusing {reused} succeeded task(s), running {len(rerun)} again",
+        )
+        state._failed.clear()
+        for rec in rerun:
+            state._reset(_restart(rec))
+        return state
+
+    def _reset(self, rec: TaskRecord) -> None:
+        """Put a task back to WAITING outside the normal transitions (resubmission)."""
+        old = self.records[rec.name]
+        self._active -= old.status.is_active
+        self._terminal -= old.status.is_terminal
+        self._index(rec)
+        self._changes.append(rec)
+        self._remaining[rec.name] = sum(
+            1 for d in self.tasks[rec.name].depends if self.records[d].status is not TaskStatus.SUCCEEDED
+        )
+        self._maybe_ready(rec.name)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -79,8 +158,8 @@ class DagState:
             self._failed.append(rec.name)
         if rec.status.is_active and rec.deadline is not None:
             heapq.heappush(self._timers, (rec.deadline, rec.name, rec.attempt))
-        if rec.status is TaskStatus.RETRYING and rec.retry_at is not None:
-            heapq.heappush(self._timers, (rec.retry_at, rec.name, rec.attempt))
+        if rec.status in (TaskStatus.RETRYING, TaskStatus.PENDING) and rec.retry_at is not None:
+            heapq.heappush(self._timers, (rec.retry_at, rec.name, rec.attempt))  # a retry, or a submit to retry
 
     def _set(self, rec: TaskRecord) -> None:
         old = self.records[rec.name]
@@ -178,17 +257,37 @@ class DagState:
                 rec.evolve(status=TaskStatus.FAILED, completed=now, exit_code=exit_code, message=message, deadline=None)
             )
 
-    def fail_start(self, name: str, message: str, now: float, *, permanent: bool = True) -> None:
-        """A start could not happen (unresolvable reference, executor refused)."""
-        rec = self.records[name]
-        if rec.status.is_active:
-            self._fail_attempt(rec, now, message, permanent=permanent)
+    def submit_failed(
+        self, name: str, attempt: int, message: str, now: float, *, temporary: bool, delay_s: float = 0.0
+    ) -> None:
+        """The executor refused a submit: for good (the attempt fails for good), or for now (try again later).
 
-    def set_args(self, name: str, args: tuple[object, ...]) -> None:
-        """Record the arguments an attempt really got (references resolved); persisted with the next plan."""
-        rec = self.records[name]
-        if tuple(rec.args) != tuple(args):
-            self._set(rec.evolve(args=tuple(args)))
+        A temporary refusal keeps the attempt PENDING and sets ``retry_at``: it is submitted again then, with the
+        same attempt number, without consuming the task's retries, until ``submit_retry.give_up_after_s``.
+        """
+        rec = self.records.get(name)
+        if rec is None or rec.attempt != attempt or rec.status is not TaskStatus.PENDING:
+            return
+        if not temporary:
+            self._submit_failures.pop((name, attempt), None)
+            self._fail_attempt(rec, now, message, permanent=True)
+            return
+        count, first = self._submit_failures.get((name, attempt), (0, now))
+        count += 1
+        if now - first >= self.submit_retry.give_up_after_s:
+            self._submit_failures.pop((name, attempt), None)
+            self._fail_attempt(rec, now, f"could not be submitted for {now - first:.0f}s: {message}")
+            return
+        self._submit_failures[(name, attempt)] = (count, first)
+        delay = self.submit_retry.delay_s(count, delay_s)
+        self._set(rec.evolve(retry_at=now + delay, message=f"submit failed ({message}); trying again in {delay:.1f}s"))
+
+    def relaunch(self, names: Iterable[str]) -> None:
+        """Attempts that were never started (found so after a restart): submit them again, same attempt number."""
+        for name in names:
+            rec = self.records.get(name)
+            if rec is not None and rec.status is TaskStatus.PENDING:
+                self._relaunch[name] = None
 
     def request_stop(self, reason: str = "stopped by user") -> None:
         if not self.run.stop_requested and not self.run.status.is_terminal:
@@ -216,6 +315,7 @@ class DagState:
         if self._stopping:
             self._wind_down(now, plan)
         else:
+            self._start_relaunches(now, plan)
             self._start_ready(now, capacity, plan)
         if self.finished:
             self._finish(now)
@@ -237,6 +337,8 @@ class DagState:
                 self._fail_attempt(rec, now, f"timed out after {timeout:g}s")
             elif rec.status is TaskStatus.RETRYING and rec.retry_at is not None and rec.retry_at <= now:
                 self._ready.appendleft(name)
+            elif rec.status is TaskStatus.PENDING and rec.retry_at is not None and rec.retry_at <= now:
+                self._relaunch[name] = None
 
     def _next_timer(self) -> float | None:
         while self._timers:
@@ -244,12 +346,27 @@ class DagState:
             rec = self.records[name]
             live = rec.attempt == attempt and (
                 (rec.status.is_active and rec.deadline == t)
-                or (rec.status is TaskStatus.RETRYING and rec.retry_at == t)
+                or (rec.status in (TaskStatus.RETRYING, TaskStatus.PENDING) and rec.retry_at == t)
             )
             if live:
                 return t
             heapq.heappop(self._timers)
         return None
+
+    def _start_relaunches(self, now: float, plan: Plan) -> None:
+        relaunch, self._relaunch = self._relaunch, {}
+        for name in relaunch:
+            rec = self.records[name]
+            if rec.status is not TaskStatus.PENDING:
+                continue
+            task = self._resolved(rec, now)
+            if task is None:
+                continue
+            if rec.retry_at is not None:
+                rec = rec.evolve(retry_at=None)
+                self._set(rec)
+            plan.starts.append(rec)
+            plan.tasks[name] = task
 
     def _start_ready(self, now: float, capacity: int | None, plan: Plan) -> None:
         limit = self.spec.max_parallel
@@ -257,6 +374,7 @@ class DagState:
             if limit is not None and self._active >= limit:
                 break
             if capacity is not None and len(plan.starts) >= capacity:
+                plan.starved = True
                 break
             name = self._ready.popleft()
             rec = self.records[name]
@@ -274,8 +392,31 @@ class DagState:
                 message="",
                 resource_id="",
             )
+            task = self._resolved(started, now)
+            if task is None:
+                continue
+            started = started.evolve(args=task.args) if tuple(task.args) != tuple(started.args) else started
             self._set(started)
             plan.starts.append(started)
+            plan.tasks[name] = task
+
+    def _resolved(self, rec: TaskRecord, now: float) -> TaskSpec | None:
+        """The task of an attempt with its references resolved; None (the attempt failed for good) if one cannot be."""
+        spec = self.tasks[rec.name]
+        try:
+            return dataclasses.replace(
+                spec,
+                args=tuple(resolve_references(list(spec.args), self._lookup)),
+                env=resolve_references(dict(spec.env), self._lookup),
+                inputs=tuple(resolve_references(list(spec.inputs), self._lookup)),
+            )
+        except OdinError as e:
+            self._set(rec.evolve(status=TaskStatus.FAILED, completed=now, message=str(e), deadline=None, retry_at=None))
+            return None
+
+    def _lookup(self, name: str) -> dict[str, Any]:
+        rec = self.records[name]
+        return {**rec.to_record(), "id": rec.task_id, "task": rec.task_id}
 
     def _wind_down(self, now: float, plan: Plan) -> None:
         reason = self._stop_reason()
@@ -316,3 +457,17 @@ class DagState:
             return f"task {first.name!r} failed: {first.message}{more}"
         bad = next(r for r in self.records.values() if r.status is not TaskStatus.SUCCEEDED)
         return f"task {bad.name!r} ended {bad.status.value}: {bad.message}"
+
+
+def _restart(t: TaskRecord) -> TaskRecord:
+    return t.evolve(
+        status=TaskStatus.WAITING,
+        attempts_before=t.attempt,
+        retry_at=None,
+        deadline=None,
+        started=None,
+        completed=None,
+        exit_code=None,
+        resource_id="",
+        message="resubmitted",
+    )

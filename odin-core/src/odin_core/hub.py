@@ -1,8 +1,13 @@
 """In-process fan-out of run events to subscribers, with resumable replay from the store.
 
-Each subscriber has a bounded queue. Slow-consumer policy: a subscriber whose queue is full is
-marked lagged and its live queue dropped; on its next read it replays from the store after the
-last sequence number it saw, so it loses nothing and sees nothing twice.
+Each subscriber has a bounded queue (``queue_size``). Slow-consumer policy:
+- a subscriber of **one run** whose queue overflows is marked lagged; on its next read it replays
+  from the store after the last sequence number it saw (page by page), so it loses nothing and
+  sees nothing twice;
+- a subscriber of **every run** (no backlog to replay from) gets an explicit ``Lagged`` item once it
+  has read what was queued: per run, the sequence number after which its events were dropped, so
+  it can fetch them (a per-run watch with ``after_seq``). Events of the dropped span that arrive
+  until the ``Lagged`` is read are dropped too; live delivery then resumes.
 """
 
 from __future__ import annotations
@@ -15,57 +20,101 @@ from .model import Event
 from .store.base import JobStore
 
 DEFAULT_QUEUE = 1024
+REPLAY_PAGE = 500
+"""Events read from the store per query while a subscriber catches up."""
+
+
+@dataclass(frozen=True)
+class Lagged:
+    """A watcher of every run fell behind: for each run, the last sequence number it had when events were dropped."""
+
+    resume: dict[str, int]
 
 
 @dataclass(eq=False)
 class _Sub:
     run_id: str | None
-    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(DEFAULT_QUEUE))
+    size: int
+    queue: asyncio.Queue[Event] = field(init=False)
     lagged: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)  # run -> seq before its first dropped event
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.size)
+
+    def offer(self, ev: Event) -> None:
+        if not self.lagged:
+            try:
+                self.queue.put_nowait(ev)
+                return
+            except asyncio.QueueFull:
+                self.lagged = True
+        if self.run_id is None:
+            self.dropped.setdefault(ev.run_id, ev.seq - 1)
 
 
 class Hub:
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, *, queue_size: int = DEFAULT_QUEUE) -> None:
         self.store = store
+        self.queue_size = queue_size
         self._subs: set[_Sub] = set()
 
     def publish(self, events: list[Event]) -> None:
         for sub in list(self._subs):
             for ev in events:
-                if sub.run_id is not None and sub.run_id != ev.run_id:
-                    continue
-                try:
-                    sub.queue.put_nowait(ev)
-                except asyncio.QueueFull:
-                    sub.lagged = True
-                    break
+                if sub.run_id is None or sub.run_id == ev.run_id:
+                    sub.offer(ev)
 
-    async def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event]:
+    async def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event | Lagged]:
         """Events after ``after_seq``: the stored backlog, then live ones, in order, each once.
 
-        Events are persisted before they are published, so whatever a gap or a lag hides is in
-        the store. ``run_id=None`` follows every run live (no backlog).
+        Events are persisted before they are published, so whatever a gap or a lag hides is in the
+        store. ``run_id=None`` follows every run live (no backlog), with ``Lagged`` when it falls behind.
         """
-        sub = _Sub(run_id)
+        sub = _Sub(run_id, self.queue_size)
         self._subs.add(sub)
-        last = after_seq
-        replay = run_id is not None
         try:
-            while True:
-                if replay or sub.lagged:
-                    replay, sub.lagged = False, False
-                    sub.queue = asyncio.Queue(DEFAULT_QUEUE)
-                    for ev in await self.store.events(run_id, after_seq=last) if run_id else []:
-                        last = ev.seq
-                        yield ev
-                ev = await sub.queue.get()
-                if run_id is not None:
-                    if ev.seq <= last:
-                        continue
-                    if ev.seq != last + 1:
-                        replay = True
-                        continue
-                    last = ev.seq
-                yield ev
+            if run_id is None:
+                async for item in self._every_run(sub):
+                    yield item
+            else:
+                async for ev in self._one_run(sub, run_id, after_seq):
+                    yield ev
         finally:
             self._subs.discard(sub)
+
+    async def _every_run(self, sub: _Sub) -> AsyncIterator[Event | Lagged]:
+        while True:
+            if sub.lagged and sub.queue.empty():
+                lagged, sub.dropped = Lagged(dict(sub.dropped)), {}
+                sub.lagged = False
+                yield lagged
+            yield await sub.queue.get()
+
+    async def _one_run(self, sub: _Sub, run_id: str, after_seq: int) -> AsyncIterator[Event]:
+        last = after_seq
+        replay = True
+        while True:
+            if replay or sub.lagged:
+                replay, sub.lagged = False, False
+                sub.queue = asyncio.Queue(self.queue_size)
+                async for ev in self._replay(run_id, last):
+                    last = ev.seq
+                    yield ev
+            ev = await sub.queue.get()
+            if ev.seq <= last:
+                continue
+            if ev.seq != last + 1:  # a gap: what it hides is in the store
+                replay = True
+                continue
+            last = ev.seq
+            yield ev
+
+    async def _replay(self, run_id: str, after_seq: int) -> AsyncIterator[Event]:
+        while True:
+            page = await self.store.events(run_id, after_seq=after_seq, limit=REPLAY_PAGE)
+            for ev in page:
+                yield ev
+            if len(page) < REPLAY_PAGE:
+                return
+            after_seq = page[-1].seq

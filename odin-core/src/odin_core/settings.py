@@ -18,6 +18,17 @@ class EngineSettings:
     """How often the engine proves it still drives its runs, and looks for stop requests from other processes."""
     takeover_after_s: float = 10.0
     """A run whose owner sent no heartbeat for this long is taken over by another engine."""
+    lease_grace_s: float = 7.0
+    """An engine that could not renew its leases for this long stops driving its runs (before
+    ``takeover_after_s`` lets another engine take them over), and picks them up again once it can."""
+    submit_retry_for_s: float = 600.0
+    """A submit that keeps failing temporarily (429, 5xx, a reset connection) is retried this long."""
+    adopt_batch: int = 100
+    """Runs taken over per heartbeat at most (a restarted server adopts a large backlog in batches)."""
+    cleanup_wait_s: float = 20.0
+    """How long a clean-up of an active run waits for it to stop before refusing."""
+    stop_wait_s: float = 30.0
+    """How long a stop that took over a run waits for it to wind down (its tasks to be killed)."""
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,41 @@
 """One run's reconcile loop: decide (``dag``), persist every transition and its events, then act.
 
-A worker owns no state that the store does not have: ``Engine`` can rebuild it at any time.
+The loop is sans-I/O at its heart: ``DagState`` decides, the worker persists what it decided under the
+run's lease and then acts, and **every outcome of acting** (a submit that worked, failed for good or
+failed for now; what the executor found after a restart) comes back through the inbox as an input of
+the next decision. Nothing changes the state behind the decision step's back, so nothing can be left
+waiting for a wake-up that never comes.
+
+A worker owns no state that the store does not have: an engine can rebuild it at any time. It sees
+the engine only through ``WorkerContext``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from . import constants as C
 from .dag import DagState, Plan
 from .errors import OdinError, TemporaryError
-from .executors.base import Launch
+from .executors.base import Executor, Launch
+from .hub import Hub
 from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
-from .spec import resolve_references, task_id
+from .spec import task_id
 from .spec.model import TaskSpec
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .store.base import JobStore, Lease, LeaseLost
 
 log = logging.getLogger("odin.engine")
+
+STORE_RETRY_MAX_S = 5.0
+"""Longest pause between two tries of a commit while the store is unreachable."""
+RECOVER_RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -38,14 +48,53 @@ class Wake:
     pass
 
 
-class RunWorker:
-    """Drives one run until it ends; its inbox takes executor reports, stop requests and wake-ups."""
+@dataclass(frozen=True)
+class SubmitFailed:
+    name: str
+    attempt: int
+    message: str
+    temporary: bool
+    delay_s: float = 0.0
 
-    def __init__(self, engine: Engine, state: DagState, seq: int) -> None:
-        self.engine = engine
-        self.state = state
-        self.seq = seq
-        self.inbox: asyncio.Queue[AttemptUpdate | Stop | Wake] = asyncio.Queue()
+
+@dataclass(frozen=True)
+class Relaunch:
+    names: tuple[str, ...]
+
+
+Message = AttemptUpdate | Stop | Wake | SubmitFailed | Relaunch
+
+
+class WorkerContext(Protocol):
+    """What a worker may use of its engine."""
+
+    store: JobStore
+    executor: Executor
+    hub: Hub
+    root_path: Path
+    data_path: Path
+
+    def capacity(self) -> int | None: ...
+
+    def slots_freed(self) -> None: ...
+
+    def finished(self, worker: RunWorker) -> None: ...
+
+
+@dataclass(eq=False)
+class RunWorker:
+    """Drives one run until it ends or its lease is lost; its inbox takes every input of the next decision."""
+
+    ctx: WorkerContext
+    state: DagState
+    seq: int
+    lease: Lease
+    recover: list[TaskRecord] = field(default_factory=list)  # active attempts to re-attach to first (adoption)
+    inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    starved: bool = False  # the last plan left ready tasks waiting for engine-wide slots
+    since: float = field(default_factory=time.monotonic)  # when it got its lease
+    task: asyncio.Task[Any] | None = None  # set by the engine
 
     @property
     def run_id(self) -> str:
@@ -56,40 +105,73 @@ class RunWorker:
 
     async def run(self) -> None:
         try:
+            await self._recover()
             await self._loop()
-        except asyncio.CancelledError:  # the engine is closing: the run stays active for a successor
-            self.engine._workers.pop(self.run_id, None)
+            await self._tell_executor()
+        except LeaseLost:
+            log.warning("run %s: another engine took it over; letting go", self.run_id)
+            await self._detach()
+        except asyncio.CancelledError:  # the engine lets go (closing, or it could not renew its leases)
+            await asyncio.shield(self._detach())
             raise
         except Exception as e:  # keep the run's record honest even when the engine has a bug
             log.exception("run %s: internal error", self.run_id)
-            await self._crash(e)
-        await self._tell_executor()
-        self.engine._finished(self.run_id)
+            with contextlib.suppress(LeaseLost):
+                await self._crash(e)
+                await self._tell_executor()
+        finally:
+            self.ctx.finished(self)
 
     async def _loop(self) -> None:
         while True:
-            plan = self.state.decide(time.time(), self.engine.capacity())
+            active_before = self.state.active
+            plan = self.state.decide(time.time(), self.ctx.capacity())
+            self.starved = plan.starved
             await self._persist(plan)
+            if self.state.active < active_before:
+                self.ctx.slots_freed()
             await self._act(plan)
             if self.state.run.status.is_terminal:
                 return
-            if not self.inbox.empty():
-                self._drain()
-                continue
-            timeout = None if plan.wake_at is None else max(plan.wake_at - time.time(), 0)
-            with contextlib.suppress(TimeoutError):
-                self._apply(await asyncio.wait_for(self.inbox.get(), timeout))
-            self._drain()
+            if self.inbox.empty():
+                timeout = None if plan.wake_at is None else max(plan.wake_at - time.time(), 0)
+                with contextlib.suppress(TimeoutError):
+                    self._apply(await asyncio.wait_for(self.inbox.get(), timeout))
+            while not self.inbox.empty():
+                self._apply(self.inbox.get_nowait())
 
-    def _drain(self) -> None:
-        while not self.inbox.empty():
-            self._apply(self.inbox.get_nowait())
-
-    def _apply(self, item: AttemptUpdate | Stop | Wake) -> None:
+    def _apply(self, item: Message) -> None:
+        now = time.time()
         if isinstance(item, AttemptUpdate):
-            self.state.update(item, time.time())
+            self.state.update(item, now)
+        elif isinstance(item, SubmitFailed):
+            self.state.submit_failed(
+                item.name, item.attempt, item.message, now, temporary=item.temporary, delay_s=item.delay_s
+            )
+        elif isinstance(item, Relaunch):
+            self.state.relaunch(item.names)
         elif isinstance(item, Stop):
             self.state.request_stop(item.reason)
+
+    async def _recover(self) -> None:
+        """After an adoption: re-attach to the attempts a previous engine left active (retried until it works)."""
+        if not self.recover:
+            return
+        log.info("run %s: re-attaching %d active task(s)", self.run_id, len(self.recover))
+        delay = 0.5
+        while True:
+            try:
+                never = await self.ctx.executor.recover(self.recover)
+                break
+            except Exception:
+                log.exception("run %s: re-attaching failed; trying again in %.1fs", self.run_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECOVER_RETRY_MAX_S)
+        self.recover = []
+        if never:
+            self.inbox.put_nowait(Relaunch(tuple(r.name for r in never)))
+
+    # -- persisting ------------------------------------------------------------------------------
 
     async def _persist(self, plan: Plan) -> None:
         if not plan.changed and plan.run is None:
@@ -100,8 +182,20 @@ class RunWorker:
         if plan.run is not None and not run_first:
             events.append(self._run_event(plan.run))
         latest = list({r.name: r for r in plan.changed}.values())
-        await asyncio.shield(self.engine.store.commit(plan.run, latest, events))
-        self.engine.hub.publish(events)
+        await self._commit(plan.run, latest, events)
+
+    async def _commit(self, run: RunRecord | None, tasks: list[TaskRecord], events: list[Event]) -> None:
+        """Fenced by the lease; while the store is unreachable the run pauses here (nothing acts before it)."""
+        delay = 0.1
+        while True:
+            try:
+                await asyncio.shield(self.ctx.store.commit(self.lease, run, tasks, events))
+                break
+            except TemporaryError as e:
+                log.warning("run %s: store unavailable (%s); retrying in %.1fs", self.run_id, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
+        self.ctx.hub.publish(events)
 
     def _next(self) -> int:
         self.seq += 1
@@ -118,44 +212,38 @@ class RunWorker:
     def _run_event(self, run: RunRecord) -> Event:
         return Event(self.run_id, self._next(), time.time(), "run", run.status.value, message=run.message)
 
+    # -- acting: outcomes go back into the inbox ---------------------------------------------------
+
     async def _act(self, plan: Plan) -> None:
         for rec in plan.kills:
             await self._kill(rec)
         if plan.starts:
-            await asyncio.gather(*(self._start(rec) for rec in plan.starts))
+            await asyncio.gather(*(self._start(rec, plan.tasks[rec.name]) for rec in plan.starts))
 
     async def _kill(self, rec: TaskRecord) -> None:
         try:
-            await self.engine.executor.kill(rec)
+            await self.ctx.executor.kill(rec)
         except Exception:
             log.exception("run %s: could not kill %s", self.run_id, rec.name)
 
-    async def _start(self, rec: TaskRecord) -> None:
+    async def _start(self, rec: TaskRecord, task: TaskSpec) -> None:
         try:
-            launch = self._launch(rec)
-            resource_id = await self.engine.executor.submit(launch)
+            resource_id = await self.ctx.executor.submit(self._launch(rec, task))
+        except TemporaryError as e:
+            self.inbox.put_nowait(SubmitFailed(rec.name, rec.attempt, str(e), temporary=True, delay_s=e.delay_s))
         except OdinError as e:
-            permanent = not isinstance(e, TemporaryError)
-            self.state.fail_start(rec.name, str(e), time.time(), permanent=permanent)
-            return
-        except Exception as e:
+            self.inbox.put_nowait(SubmitFailed(rec.name, rec.attempt, str(e), temporary=False))
+        except Exception as e:  # an executor bug or an unexpected client error: worth another try
             log.exception("run %s: submit of %s failed", self.run_id, rec.name)
-            self.state.fail_start(rec.name, f"submit failed: {e}", time.time(), permanent=False)
-            return
-        self.inbox.put_nowait(
-            AttemptUpdate(self.run_id, rec.name, rec.attempt, TaskStatus.PENDING, resource_id=resource_id)
-        )
+            self.inbox.put_nowait(SubmitFailed(rec.name, rec.attempt, f"submit failed: {e!r}", temporary=True))
+        else:
+            self.inbox.put_nowait(
+                AttemptUpdate(self.run_id, rec.name, rec.attempt, TaskStatus.PENDING, resource_id=resource_id)
+            )
 
-    def _launch(self, rec: TaskRecord) -> Launch:
-        spec = self.state.tasks[rec.name]
-        task = _replace_task(
-            spec,
-            args=tuple(resolve_references(list(spec.args), self._lookup)),
-            env=resolve_references(dict(spec.env), self._lookup),
-            inputs=tuple(resolve_references(list(spec.inputs), self._lookup)),
-        )
-        run_path = str(self.engine.data_path / self.run_id)
-        work_path = str(self.state.spec.path or self.engine.root_path / self.state.spec.job)
+    def _launch(self, rec: TaskRecord, task: TaskSpec) -> Launch:
+        run_path = str(self.ctx.data_path / self.run_id)
+        work_path = str(self.state.spec.path or self.ctx.root_path / self.state.spec.job)
         env = {
             C.ENV_TASK_ID: task_id(self.run_id, rec.name),
             C.ENV_TASK_NAME: rec.name,
@@ -166,16 +254,19 @@ class RunWorker:
             C.ENV_WORK_PATH: work_path,
             **{k: v if isinstance(v, str) else json.dumps(v) for k, v in task.env.items()},
         }
-        self.state.set_args(rec.name, task.args)
         return Launch(self.run_id, task, rec.attempt, work_path=work_path, run_path=run_path, env=env)
 
-    def _lookup(self, name: str) -> dict[str, Any]:
-        rec = self.state.records[name]
-        return {**rec.to_record(), "id": rec.task_id, "task": rec.task_id}
+    # -- the end -----------------------------------------------------------------------------------
+
+    async def _detach(self) -> None:
+        try:
+            await self.ctx.executor.detach(self.run_id)
+        except Exception:
+            log.exception("run %s: executor failed to let go of the run", self.run_id)
 
     async def _tell_executor(self) -> None:
         try:
-            await self.engine.executor.run_finished(self.run_id, list(self.state.records.values()))
+            await self.ctx.executor.run_finished(self.run_id, list(self.state.records.values()))
         except Exception:
             log.exception("run %s: executor failed to handle the end of the run", self.run_id)
 
@@ -187,10 +278,4 @@ class RunWorker:
             status=RunStatus.TERMINATED, completed=time.time(), message=f"internal error: {error!r}"
         )
         self.state.run = run
-        events = [self._run_event(run)]
-        await asyncio.shield(self.engine.store.commit(run, (), events))
-        self.engine.hub.publish(events)
-
-
-def _replace_task(spec: TaskSpec, **changes: Any) -> TaskSpec:
-    return dataclasses.replace(spec, **changes)
+        await self._commit(run, [], [self._run_event(run)])

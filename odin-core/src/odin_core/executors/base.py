@@ -2,8 +2,12 @@
 
 The engine hands an executor one attempt at a time (``submit``); the executor reports what
 happens to it through the ``report`` callback as ``AttemptUpdate``s (PENDING with a reason,
-RUNNING, SUCCEEDED with outputs, FAILED with a message). Submitting the same attempt twice must
-not create two things: names are derived from the task id and the attempt number.
+RUNNING, SUCCEEDED with outputs, FAILED with a message). Reports about attempts the engine no
+longer drives are ignored, so reporting twice is harmless.
+
+Submitting the same attempt twice must not create two things, even from two processes (a core
+that died after submitting, and the core that took its run over): names are derived from the
+task id and the attempt number, and a second submit attaches to what the first created.
 """
 
 from __future__ import annotations
@@ -59,14 +63,27 @@ class Executor(ABC):
 
     @abstractmethod
     async def submit(self, launch: Launch) -> str:
-        """Start the attempt; return the resource id (pod name, pid). Raise OdinError to refuse it."""
+        """Start the attempt (or attach to it if it was started already); return its resource id (pod name, pid).
+
+        Raise ``TemporaryError`` for a failure worth retrying (429, 5xx, a reset connection: the engine
+        tries again with backoff, not counting it against the task's retries), another ``OdinError``
+        to refuse the attempt for good.
+        """
 
     @abstractmethod
     async def kill(self, record: TaskRecord) -> None:
         """Stop the attempt of ``record`` if it still runs; never raises for a missing resource."""
 
-    async def recover(self, records: list[TaskRecord]) -> None:
-        """After a restart: re-attach to active attempts, or report them FAILED if they are lost."""
+    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        """After a restart or a takeover: re-attach to the active attempts of ``records`` and keep following them.
+
+        Report what is found (RUNNING; SUCCEEDED or FAILED with the real exit code, outputs and message,
+        as an uninterrupted engine would have seen it); an attempt that was started but is gone without
+        a result is reported FAILED (lost), so the task's retries apply. Return the records whose attempt
+        was never started: the engine submits them again with the same attempt number.
+
+        This default cannot re-attach to anything: every attempt is reported lost.
+        """
         for rec in records:
             self.report(
                 AttemptUpdate(
@@ -78,6 +95,11 @@ class Executor(ABC):
                     "after a restart",
                 )
             )
+        return []
+
+    async def detach(self, run_id: str) -> None:
+        """Stop following a run's attempts without touching them: another engine took the run over."""
+        return None
 
     @abstractmethod
     def logs(

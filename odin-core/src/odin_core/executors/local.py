@@ -148,12 +148,12 @@ class LocalExecutor(Executor):
         except TimeoutError:
             _signal_group(proc.pid, signal.SIGKILL)
 
-    async def recover(self, records: list[TaskRecord]) -> None:
+    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """Processes of a previous engine cannot be followed: end them, then report them lost."""
         for rec in records:
             if rec.resource_id.startswith("pid:") and _is_task_process(int(rec.resource_id[4:]), rec.task_id):
                 _signal_group(int(rec.resource_id[4:]), signal.SIGKILL)
-        await super().recover(records)
+        return await super().recover(records)
 
     async def logs(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from ..api import Odin
 from ..errors import AuthError, InvalidRequest, NotFound
+from ..hub import Lagged
 from ..spec import load_pipeline, validate_pipeline
 from .protocol import (
     END,
@@ -208,7 +209,10 @@ async def watch(s: Session, payload: Any) -> AsyncIterator[Reply]:
     if not isinstance(after, int) or after < 0:
         raise InvalidRequest('"after_seq" must be a non-negative integer')
     async for ev in s.odin.watch(run_id, after_seq=after) if run_id else s.odin.engine.watch(None):
-        yield OK, event_entry(ev)
+        if isinstance(ev, Lagged):  # events were dropped for this slow watcher: WATCH each run from resume[run]
+            yield OK, {"lagged": True, "resume": ev.resume}
+        else:
+            yield OK, event_entry(ev)
     yield END, run_id
 
 

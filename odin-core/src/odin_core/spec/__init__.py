@@ -6,7 +6,7 @@ Pure: reads the pipeline directory and nothing else; imports nothing from the en
 from __future__ import annotations
 
 from .graph import find_cycle, find_cycles, format_cycle, levels, to_dot, to_text, topological_order
-from .ids import new_pipe_id, task_id
+from .ids import check_run_id, check_task_name, new_pipe_id, split_resource, task_id
 from .kinds import canonical_kind, known_kinds, register_kind
 from .loader import load_pipeline, validate_pipeline
 from .model import (
@@ -40,6 +40,8 @@ __all__ = [
     "SecurityContext",
     "TaskSpec",
     "canonical_kind",
+    "check_run_id",
+    "check_task_name",
     "find_cycle",
     "find_cycles",
     "find_references",
@@ -53,6 +55,7 @@ __all__ = [
     "resolve_references",
     "spec_from_dict",
     "spec_to_dict",
+    "split_resource",
     "task_id",
     "to_dot",
     "to_text",

@@ -6,6 +6,7 @@ import re
 import secrets
 
 from ..constants import DEFAULT_PIPELINE_NAME
+from ..errors import InvalidRequest
 
 MAX_ID_LENGTH = 63  # a DNS-1123 label, the strictest name Kubernetes asks for
 SUFFIX_LENGTH = 8
@@ -30,3 +31,41 @@ def new_pipe_id(name: str) -> str:
     base = base[: MAX_ID_LENGTH - SUFFIX_LENGTH - 1].rstrip("-")
     suffix = "".join(secrets.choice(_ALPHABET) for _ in range(SUFFIX_LENGTH))
     return f"{base}-{suffix}"
+
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+
+
+def _check_label(value: object, what: str, example: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"a {what} is a string such as {example!r}, not {type(value).__name__}")
+    shown = repr(value[:80]) + ("…" if len(value) > 80 else "")
+    rule = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+    if len(value) > MAX_ID_LENGTH or not _LABEL.fullmatch(value):
+        raise InvalidRequest(f"invalid {what} {shown}: a {what} is a DNS label ({rule})", value=shown)
+    return value
+
+
+def check_run_id(value: object) -> str:
+    """``value`` when it is a valid run id: a DNS-1123 label of at most 63 characters without ``--``.
+
+    Every run id that comes from outside (CLI, WebSocket, HTTP, Python API) passes here before it
+    names a record, a directory or a Kubernetes object, so none can climb out of its root (``../x``).
+    """
+    run_id = _check_label(value, "run id", "train-1a2b3c4d")
+    if "--" in run_id:
+        raise InvalidRequest(f"invalid run id {run_id!r}: '--' separates a run id from a task name (<run id>--<task>)")
+    return run_id
+
+
+def check_task_name(value: object) -> str:
+    """``value`` when it is a valid task name (a DNS-1123 label)."""
+    return _check_label(value, "task name", "train")
+
+
+def split_resource(resource: object) -> tuple[str, str | None]:
+    """``<run id>--<task>`` → (run id, task); a plain run id → (run id, None); both parts validated."""
+    if not isinstance(resource, str):
+        raise InvalidRequest(f"a resource is a run id or <run id>--<task>, not {type(resource).__name__}")
+    run_id, sep, task = resource.partition("--")
+    return check_run_id(run_id), (check_task_name(task) if sep else None)

@@ -277,7 +277,7 @@ class KubernetesExecutor(Executor):
 
     # -- recover --------------------------------------------------------------------------------
 
-    async def recover(self, records: list[TaskRecord]) -> None:
+    async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """Re-attach to the objects of active attempts (found through the shared watches), or report them lost."""
         found: list[Attempt] = []
         for rec in records:
@@ -296,6 +296,7 @@ class KubernetesExecutor(Executor):
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), RECOVER_SYNC_TIMEOUT_S)
         for attempt in found:
             self._reattach(attempt)
+        return []
 
     def _reattach(self, attempt: Attempt) -> None:
         inf = self._informers[attempt.handler.resource.plural]
