@@ -78,7 +78,7 @@ def test_the_other_commands_print_json_and_yaml(odin, done_run, args) -> None:
 def test_run_refuses_a_run_id_that_is_not_a_dns_label(odin, make_job, bad) -> None:
     result = odin("run", str(make_job(PAIR)), "--run-id", bad, code=2)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --run-id: ") and "not a valid run id" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: --run-id: invalid run id "), lines
     assert "Traceback" not in result.output
     assert odin.json("status") == []  # nothing was created
     assert not (odin.home / "data").exists() or not any((odin.home / "data").iterdir())

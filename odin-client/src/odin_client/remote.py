@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from odin_core.errors import AuthError, Conflict, InvalidRequest, NotFound, OdinError, Problem, SpecError, UpstreamError
-from odin_core.model import CleanupResult, Event, RunRecord, RunView, TaskRecord
+from odin_core.model import CleanupResult, Event, RunRecord, RunStatus, RunView, TaskRecord
 from odin_core.tasks import TaskSet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 log = logging.getLogger("odin.client")
 
 PROTOCOL_VERSION = 1
+TERMINAL_RUN_STATUSES = frozenset(s.value for s in RunStatus if s.is_terminal)
 TIME_FIELDS = frozenset({"submitted", "started", "completed", "retry_at", "deadline", "time"})
 RECONNECT_DELAYS_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # then the last one, until reconnect_timeout_s has passed
 _GONE = object()  # put on every pending queue when the connection ends
@@ -299,9 +300,12 @@ class RemoteOdin:
                 pass
         return (await self.run(run_id)).run
 
-    async def stop(self, run_id: str, reason: str = "stopped by user") -> RunRecord:
-        """Ask the server to stop the run; its record (WATCH shows the end)."""
+    async def stop(self, run_id: str, reason: str = "stopped by user", *, wait_s: float | None = None) -> RunRecord:
+        """Ask the server to stop the run; with ``wait_s``, wait that long for its end. Its record as it is then."""
         await self.request("STOP", {"run": run_id, "reason": reason})
+        if wait_s:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(self.wait(run_id), wait_s)
         return (await self.run(run_id)).run
 
     async def resubmit(self, run_id: str) -> dict[str, Any]:
@@ -313,12 +317,19 @@ class RemoteOdin:
     async def run(self, run_id: str) -> RunView:
         return decode_view(await self._data(run_id))
 
-    async def status(self, pattern: str = "") -> list[RunView]:
-        """Runs matching ``pattern`` (newest first), from each STATUS entry's ``record``.
+    async def status(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
+        """Runs matching ``pattern`` (newest first), a page of them, from each STATUS entry's ``record``.
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
-        entries = await self.request("STATUS", pattern)
+        entries = [
+            e
+            for e in await self.request("STATUS", pattern)
+            if not (active_only and e["pipeline_status"]["status"] in TERMINAL_RUN_STATUSES)
+        ]
+        entries = entries[offset : None if limit is None else offset + limit]
 
         async def record(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get("record"), dict):
@@ -326,13 +337,6 @@ class RemoteOdin:
             return await self._data(entry["pipeline_status"]["label"])
 
         return [decode_view(r) for r in await asyncio.gather(*(record(e) for e in entries))]
-
-    async def runs(
-        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
-    ) -> list[RunView]:
-        """A page of the runs matching ``pattern`` (newest first), each with its tasks (as ``Odin.runs``)."""
-        views = [v for v in await self.status(pattern) if not (active_only and v.run.status.is_terminal)]
-        return views[offset : None if limit is None else offset + limit]
 
     async def task(self, resource: str) -> TaskRecord:
         if "--" not in resource:

@@ -58,7 +58,7 @@ async def status_cmd(
       odin status --active --all -o json
     """
     wanted = None if show_all else limit
-    views = await odin.runs(pattern, active_only=active, limit=None if wanted is None else wanted + 1)
+    views = await odin.status(pattern, active_only=active, limit=None if wanted is None else wanted + 1)
     more = wanted is not None and len(views) > wanted
     views = views[:wanted]
     if output != "table":

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from odin_core.errors import Conflict, InvalidRequest, OdinError
 from odin_core.model import RunStatus
+from odin_core.spec.ids import check_run_id
 from rich.console import Console
 
 from .common import (
@@ -30,10 +31,9 @@ from .common import (
     run_async,
     state,
 )
-from .detach import DRIVER_COMMAND, DriverFailed, report_ready, start_driver
+from .detach import DRIVER_COMMAND, DriverFailed, ReadyPipe, start_driver
 from .fmt import dump
-from .follow import Outcome, Policy, follow, interactive
-from .ids import check_run_id
+from .follow import Outcome, Policy, catching_signals, follow, interactive
 from .progress import RunProgress, make_display
 from .render import failure_hints, result_lines, summary
 
@@ -97,17 +97,22 @@ async def _run(
     async with open_backend(cli_state) as odin:
         if not is_remote(odin):
             await preflight(cli_state)
-        run = await odin.submit(job_dir, run_id=run_id)
-        if detach:
-            _print_detached(cli_state, run.run_id, run.status.value, output)
-            return EXIT_OK
-        if not is_remote(odin) and run.owner != odin.engine.owner and not run.status.is_terminal:
-            raise Conflict(
-                f"run {run.run_id!r} is driven by another process; follow it with `odin status {run.run_id}`"
-            )
-        view = await odin.run(run.run_id)
-        progress = RunProgress.fresh(view.run, view.tasks)
-        return await attach(odin, cli_state, run.run_id, progress, after_seq=0, watch=watch, output=output)
+        with catching_signals() as signals:
+            run = await odin.submit(job_dir, run_id=run_id)
+            return await _follow_new(odin, cli_state, run, signals, watch=watch, detach=detach, output=output)
+
+
+async def _follow_new(
+    odin: Any, cli_state: CliState, run: Any, signals: Any, *, watch: bool, detach: bool, output: str
+) -> int:
+    if detach:
+        _print_detached(cli_state, run.run_id, run.status.value, output)
+        return EXIT_OK
+    if not is_remote(odin) and run.owner != odin.engine.owner and not run.status.is_terminal:
+        raise Conflict(f"run {run.run_id!r} is driven by another process; follow it with `odin status {run.run_id}`")
+    view = await odin.run(run.run_id)
+    progress = RunProgress.fresh(view.run, view.tasks)
+    return await attach(odin, cli_state, run.run_id, progress, signals, after_seq=0, watch=watch, output=output)
 
 
 async def preflight(cli_state: CliState) -> None:
@@ -148,14 +153,15 @@ async def _resubmit(cli_state: CliState, run_id: str, *, watch: bool, detach: bo
     async with open_backend(cli_state) as odin:
         before = await odin.run(run_id)
         seq = await last_seq(odin, run_id)
-        result = await odin.resubmit(run_id)
-        console = make_console(stderr=output != "table")
-        console.print(resubmitted_line(result), markup=False)
-        if detach:
-            _print_detached(cli_state, run_id, RunStatus.BUILDING.value, output)
-            return EXIT_OK
-        progress = RunProgress(before.run, before.tasks)
-        return await attach(odin, cli_state, run_id, progress, after_seq=seq, watch=watch, output=output)
+        with catching_signals() as signals:
+            result = await odin.resubmit(run_id)
+            console = make_console(stderr=output != "table")
+            console.print(resubmitted_line(result), markup=False)
+            if detach:
+                _print_detached(cli_state, run_id, RunStatus.BUILDING.value, output)
+                return EXIT_OK
+            progress = RunProgress(before.run, before.tasks)
+            return await attach(odin, cli_state, run_id, progress, signals, after_seq=seq, watch=watch, output=output)
 
 
 def resubmitted_line(result: dict[str, Any]) -> str:
@@ -179,6 +185,7 @@ async def attach(
     cli_state: CliState,
     run_id: str,
     progress: RunProgress,
+    signals: Any,
     *,
     after_seq: int,
     watch: bool,
@@ -196,7 +203,7 @@ async def attach(
     )
     display.start()
     try:
-        outcome = await follow(odin, run_id, display, policy, after_seq=after_seq)
+        outcome = await follow(odin, run_id, display, policy, signals, after_seq=after_seq)
     finally:
         display.close()
     if outcome is Outcome.DETACHED:
@@ -290,34 +297,41 @@ def drive_cmd(job_dir: Path | None, run_id: str, resubmit: bool, ready_fd: int |
 
 
 async def _drive(cli_state: CliState, job_dir: Path | None, run_id: str, resubmit: bool, ready_fd: int | None) -> int:
+    ready = ReadyPipe(ready_fd)
     try:
         async with open_odin(cli_state.settings()) as odin:
-            if resubmit:
-                before = await odin.run(run_id)
-                seq = await odin.store.last_seq(run_id)
-                print(resubmitted_line(await odin.resubmit(run_id)), flush=True)
-                progress = RunProgress(before.run, before.tasks)
-            else:
-                assert job_dir is not None
-                run = await odin.submit(job_dir, run_id=run_id)
-                if run.owner != odin.engine.owner or run.status.is_terminal:
-                    return _existing(run, ready_fd)
-                view = await odin.run(run_id)
-                seq, progress = 0, RunProgress.fresh(view.run, view.tasks)
-            report_ready(ready_fd, {"run_id": run_id, "status": RunStatus.RUNNING.value})
-            ready_fd = None
-            return await attach(
-                odin, cli_state, run_id, progress, after_seq=seq, watch=True, output="table", background=True
-            )
+            with catching_signals() as signals:
+                return await _drive_one(odin, cli_state, job_dir, run_id, resubmit, ready, signals)
     except OdinError as e:
-        report_ready(ready_fd, {"error": str(e).splitlines()[0], "exit": EXIT_FAILED})
+        ready.send({"error": str(e).splitlines()[0], "exit": EXIT_FAILED})
         raise
 
 
-def _existing(run: Any, ready_fd: int | None) -> int:
+async def _drive_one(
+    odin: Any, cli_state: CliState, job_dir: Path | None, run_id: str, resubmit: bool, ready: ReadyPipe, signals: Any
+) -> int:
+    if resubmit:
+        before = await odin.run(run_id)
+        seq = await odin.store.last_seq(run_id)
+        print(resubmitted_line(await odin.resubmit(run_id)), flush=True)
+        progress = RunProgress(before.run, before.tasks)
+    else:
+        assert job_dir is not None
+        run = await odin.submit(job_dir, run_id=run_id)
+        if run.owner != odin.engine.owner or run.status.is_terminal:
+            return _existing(run, ready)
+        view = await odin.run(run_id)
+        seq, progress = 0, RunProgress.fresh(view.run, view.tasks)
+    ready.send({"run_id": run_id, "status": RunStatus.RUNNING.value})
+    return await attach(
+        odin, cli_state, run_id, progress, signals, after_seq=seq, watch=True, output="table", background=True
+    )
+
+
+def _existing(run: Any, ready: ReadyPipe) -> int:
     if run.status.is_terminal:
-        report_ready(ready_fd, {"run_id": run.run_id, "status": run.status.value, "existing": True})
+        ready.send({"run_id": run.run_id, "status": run.status.value, "existing": True})
         return EXIT_OK
     error = f"run {run.run_id!r} is driven by another process; follow it with `odin status {run.run_id}`"
-    report_ready(ready_fd, {"error": error, "exit": EXIT_FAILED})
+    ready.send({"error": error, "exit": EXIT_FAILED})
     return EXIT_FAILED

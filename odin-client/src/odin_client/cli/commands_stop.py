@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import click
@@ -11,8 +9,6 @@ import click
 from .commands_run import print_summary
 from .common import EXIT_FAILED, EXIT_OK, OUTPUT_TEXT, engine_command, make_console, state
 from .fmt import dump
-
-STOP_POLL_S = 0.25  # `odin stop` polls the store: the driving engine is another process
 
 
 @click.command("stop", short_help="Stop a run.")
@@ -38,12 +34,11 @@ async def stop_cmd(odin: Any, run_id: str, wait: bool, timeout_s: float, output:
     if view.run.status.is_terminal:
         console.print(f"run {run_id} has already ended {view.run.status.value}", markup=False)
         return _record(await odin.data(run_id), output, EXIT_OK)
-    await odin.stop(run_id, "stopped by user")
     console.print(f"stop requested for run {run_id}", markup=False)
+    run = await odin.stop(run_id, "stopped by user", wait_s=timeout_s if wait else None)
     if not wait:
         return _record(await odin.data(run_id), output, EXIT_OK)
-    run = await _wait_terminal(odin, run_id, timeout_s)
-    if run is None:
+    if not run.status.is_terminal:
         console.print(
             f"run {run_id} has not ended after {timeout_s:g}s; its running tasks may still be ending: "
             f"`odin {state().server_hint()}status {run_id} --tasks` shows where it is",
@@ -60,13 +55,3 @@ def _record(record: dict[str, Any], output: str, code: int) -> int:
     if output != "text":
         click.echo(dump(record, output))
     return code
-
-
-async def _wait_terminal(odin: Any, run_id: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = await odin.store.get_run(run_id)
-        if run is None or run.status.is_terminal:
-            return run
-        await asyncio.sleep(STOP_POLL_S)
-    return None

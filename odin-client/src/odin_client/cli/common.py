@@ -153,6 +153,8 @@ async def open_odin(settings: Settings) -> AsyncIterator[Any]:
     from odin_core.api import Odin  # imported late: `odin --help` stays fast
 
     try:
+        if not settings.store_url:  # the embedded store lives in ODIN_HOME: say so when that cannot be
+            settings.home.mkdir(parents=True, exist_ok=True)
         odin = await Odin.open(settings)
     except OSError as e:
         raise OdinError(

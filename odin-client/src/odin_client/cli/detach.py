@@ -139,14 +139,20 @@ def _last_line(log: Path) -> str:
     return f"{lines[-1]} (log: {log})" if lines else f"see its log {log}"
 
 
-def report_ready(fd: int | None, message: dict[str, Any]) -> None:
-    """The driver's side: send the one line and close the pipe (the command then returns)."""
-    if fd is None:
-        return
-    with contextlib.suppress(OSError):  # the command gave up waiting: the run goes on regardless
-        os.write(fd, (json.dumps(message) + "\n").encode())
-    with contextlib.suppress(OSError):
-        os.close(fd)
+class ReadyPipe:
+    """The driver's side of the pipe: one JSON line, sent once, then the pipe is closed (the command returns)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def send(self, message: dict[str, Any]) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return  # sent already (its number may belong to another file by now: never write to it again)
+        with contextlib.suppress(OSError):  # the command gave up waiting: the run goes on regardless
+            os.write(fd, (json.dumps(message) + "\n").encode())
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
-__all__ = ["DRIVER_COMMAND", "DriverFailed", "Started", "driver_log", "report_ready", "start_driver"]
+__all__ = ["DRIVER_COMMAND", "DriverFailed", "ReadyPipe", "Started", "driver_log", "start_driver"]

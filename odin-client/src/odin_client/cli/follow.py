@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -104,10 +105,7 @@ class Follower:
         self.policy = policy
         self.stopping = False
 
-    async def run(self, *, after_seq: int = 0) -> Outcome:
-        loop = asyncio.get_running_loop()
-        signals: asyncio.Queue[int] = asyncio.Queue()
-        handled = _install(loop, signals.put_nowait)
+    async def run(self, signals: asyncio.Queue[int], *, after_seq: int = 0) -> Outcome:
         try:
             async with asyncio.TaskGroup() as group:
                 watching = group.create_task(self._watch(after_seq), name=f"follow:{self.run_id}")
@@ -117,17 +115,14 @@ class Follower:
                 reacting.cancel()
         except BaseExceptionGroup as failed:  # e.g. the server went away: raise the error itself, not a group
             raise first_error(failed) from None
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
         if reacting.done() and not reacting.cancelled():
             return Outcome.DETACHED
         return Outcome.STOPPED if self.stopping else Outcome.ENDED
 
     async def _watch(self, after_seq: int) -> None:
-        ev: Event
         async for ev in self.odin.watch(self.run_id, after_seq=after_seq):
-            self.display.event(ev)
+            if isinstance(ev, Event):  # not a Lagged marker: a run's own watch replays instead
+                self.display.event(ev)
 
     async def _react(self, signals: asyncio.Queue[int]) -> None:
         """Returns only to detach."""
@@ -179,8 +174,25 @@ class Follower:
         await self.odin.stop(self.run_id, reason)
 
 
-async def follow(odin: Any, run_id: str, display: Display, policy: Policy, *, after_seq: int = 0) -> Outcome:
-    return await Follower(odin, run_id, display, policy).run(after_seq=after_seq)
+async def follow(
+    odin: Any, run_id: str, display: Display, policy: Policy, signals: asyncio.Queue[int], *, after_seq: int = 0
+) -> Outcome:
+    """Follow the run, reacting to the signals caught (``catching_signals``), queued ones first."""
+    return await Follower(odin, run_id, display, policy).run(signals, after_seq=after_seq)
+
+
+@contextlib.contextmanager
+def catching_signals() -> Iterator[asyncio.Queue[int]]:
+    """SIGINT, SIGTERM and SIGHUP queued instead of killing the process, from before a run is created until it is
+    followed: a signal in between is acted on as soon as the run is followed, never leaving a run without a driver."""
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[int] = asyncio.Queue()
+    handled = _install(loop, signals.put_nowait)
+    try:
+        yield signals
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -248,6 +260,7 @@ __all__ = [
     "Outcome",
     "Policy",
     "answer",
+    "catching_signals",
     "decide",
     "detached_lines",
     "first_error",

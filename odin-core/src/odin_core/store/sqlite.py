@@ -301,9 +301,11 @@ class SqliteStore(JobStore):
     async def reopen_run(self, run_id: str, owner: str, now: float) -> Lease | None:
         async def body() -> Lease | None:
             async with self.db.execute(
-                "UPDATE runs SET status=?, stop=NULL, owner=?, epoch=epoch+1, heartbeat=?"
+                "UPDATE runs SET status=?, stop=NULL, owner=?, epoch=epoch+1, heartbeat=?,"
+                # the record too, so a reader (a watch started right after) sees the run active again
+                " data=json_set(data, '$.status', ?, '$.completed', NULL, '$.stop_requested', json('false'))"
                 " WHERE run_id=? AND status IN (?,?) RETURNING epoch",
-                (RunStatus.BUILDING.value, owner, now, run_id, *_ENDED),
+                (RunStatus.BUILDING.value, owner, now, RunStatus.BUILDING.value, run_id, *_ENDED),
             ) as cur:
                 row = await cur.fetchone()
             return Lease(run_id, owner, row[0]) if row else None
