@@ -14,7 +14,7 @@ help:
 	@echo "make test         every test, including the real Kubernetes control plane (built on first use)"
 	@echo "make test-fast    the tests that need no control plane"
 	@echo "make check        ruff, mypy and the import-layer contracts"
-	@echo "make bench        the benchmarks of bench/ (numbers go to docs/benchmarks.md)"
+	@echo "make bench        every benchmark of bench/ (BENCH=name for one); numbers go to docs/benchmarks.md"
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
@@ -45,9 +45,8 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: venv
-	$(PY) bench/engine_bookkeeping.py
-	$(PY) bench/handoff_latency.py
+bench: venv k8s-build
+	$(PY) bench/run.py $(BENCH)
 
 k8s-build:
 	bash tools/k8s/build.sh
