@@ -301,12 +301,16 @@ class RemoteOdin:
         return (await self.run(run_id)).run
 
     async def stop(self, run_id: str, reason: str = "stopped by user", *, wait_s: float | None = None) -> RunRecord:
-        """Ask the server to stop the run; with ``wait_s``, wait that long for its end. Its record as it is then."""
+        """Ask the server to stop the run; with ``wait_s``, follow it (WATCH) until it ends or that long passes."""
         await self.request("STOP", {"run": run_id, "reason": reason})
         if wait_s:
             with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(self.wait(run_id), wait_s)
+                await asyncio.wait_for(self._until_end(run_id), wait_s)
         return (await self.run(run_id)).run
+
+    async def _until_end(self, run_id: str) -> None:
+        async for _ev in self.watch(run_id):
+            pass
 
     async def resubmit(self, run_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("RESUBMIT", {"run": run_id})

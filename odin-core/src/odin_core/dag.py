@@ -362,8 +362,8 @@ class DagState:
             task = self._resolved(rec, now)
             if task is None:
                 continue
-            if rec.retry_at is not None:
-                rec = rec.evolve(retry_at=None)
+            if rec.retry_at is not None:  # after a temporary refusal
+                rec = rec.evolve(retry_at=None, message=f"submitting attempt {rec.attempt} again")
                 self._set(rec)
             plan.starts.append(rec)
             plan.tasks[name] = task

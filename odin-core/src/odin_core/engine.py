@@ -102,7 +102,7 @@ class Engine:
             except Exception as e:
                 since = loop.time() - last_ok
                 log.warning("heartbeat: could not renew leases for %.1fs: %r", since, e)
-                if since >= self.settings.lease_grace_s and self._workers:
+                if since >= self.settings.lease_grace * self.settings.takeover_after_s and self._workers:
                     log.error("heartbeat: leases not renewed for %.1fs: letting go of every run", since)
                     self._let_go(list(self._workers.values()))
                 delay = min(delay * 2, self.settings.takeover_after_s / 4)

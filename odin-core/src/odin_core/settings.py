@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ class EngineSettings:
     """How often the engine proves it still drives its runs, and looks for stop requests from other processes."""
     takeover_after_s: float = 10.0
     """A run whose owner sent no heartbeat for this long is taken over by another engine."""
-    lease_grace_s: float = 7.0
-    """An engine that could not renew its leases for this long stops driving its runs (before
-    ``takeover_after_s`` lets another engine take them over), and picks them up again once it can."""
+    lease_grace: float = 0.7
+    """An engine that could not renew its leases for this fraction of ``takeover_after_s`` stops driving
+    its runs (before another engine may take them over), and picks them up again once it can."""
     submit_retry_for_s: float = 600.0
     """A submit that keeps failing temporarily (429, 5xx, a reset connection) is retried this long."""
     adopt_batch: int = 100
@@ -105,10 +106,24 @@ class Settings:
             "store_url": env.get("ODIN_STORE", ""),
             "data_path": env.get("ODIN_DATA", ""),
             "executor": env.get("ODIN_EXECUTOR", "local"),
+            "engine": engine_from_env(env),
             "kubernetes": kubernetes_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def engine_from_env(env: Mapping[str, str]) -> EngineSettings:
+    """``ODIN_MAX_PARALLEL_TOTAL``, ``ODIN_HEARTBEAT_S``, ``ODIN_TAKEOVER_AFTER_S``, ``ODIN_CLEANUP_WAIT_S``."""
+    d = EngineSettings()
+    total = env.get("ODIN_MAX_PARALLEL_TOTAL", "")
+    return dataclasses.replace(
+        d,
+        max_parallel_total=int(total) if total else d.max_parallel_total,
+        heartbeat_s=float(env.get("ODIN_HEARTBEAT_S", d.heartbeat_s)),
+        takeover_after_s=float(env.get("ODIN_TAKEOVER_AFTER_S", d.takeover_after_s)),
+        cleanup_wait_s=float(env.get("ODIN_CLEANUP_WAIT_S", d.cleanup_wait_s)),
+    )
 
 
 def kubernetes_from_env(env: Mapping[str, str]) -> KubernetesSettings:

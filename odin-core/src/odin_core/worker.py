@@ -123,13 +123,14 @@ class RunWorker:
             self.ctx.finished(self)
 
     async def _loop(self) -> None:
+        active = self.state.active
         while True:
-            active_before = self.state.active
             plan = self.state.decide(time.time(), self.ctx.capacity())
             self.starved = plan.starved
             await self._persist(plan)
-            if self.state.active < active_before:
+            if self.state.active < active:  # tasks ended since the last pass: other runs may start some
                 self.ctx.slots_freed()
+            active = self.state.active
             await self._act(plan)
             if self.state.run.status.is_terminal:
                 return
