@@ -328,9 +328,10 @@ class RemoteOdin:
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
+        # "odin": true asks for each run's whole record too (legacy entries carry only the first Odin's fields)
         entries = [
             e
-            for e in await self.request("STATUS", pattern)
+            for e in await self.request("STATUS", {"pattern": pattern, "odin": True})
             if not (active_only and e["pipeline_status"]["status"] in TERMINAL_RUN_STATUSES)
         ]
         entries = entries[offset : None if limit is None else offset + limit]
@@ -352,7 +353,7 @@ class RemoteOdin:
         return decode_record(await self._data(resource))
 
     async def _data(self, resource: str) -> dict[str, Any]:
-        reply = await self.request("DATA", {"resource": resource})
+        reply = await self.request("DATA", {"resource": resource, "odin": True})  # Odin's record, not the legacy one
         record: dict[str, Any] = reply["jobs"]
         return record
 

@@ -78,9 +78,8 @@ async def status_cmd(
     else:
         print_table(console, runs_table(views))
     if more:
-        console.print(
-            f"[dim]the {wanted} newest runs; --limit N or --all for more, PATTERN to narrow[/]", soft_wrap=True
-        )
+        shown = "the newest run" if wanted == 1 else f"the {wanted} newest runs"
+        console.print(f"[dim]showing {shown}; --limit N or --all for more, a PATTERN to narrow[/]", soft_wrap=True)
 
 
 def _nothing(pattern: str, active: bool) -> str:

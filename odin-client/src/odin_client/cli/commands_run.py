@@ -211,7 +211,7 @@ async def attach(
             click.echo(dump(await odin.data(run_id), output))
         return EXIT_INTERRUPTED
     final = await odin.run(run_id)
-    print_summary(console, final.run, final.tasks)
+    print_summary(console, final.run, final.tasks, hint=cli_state.server_hint())
     if output != "table":
         click.echo(dump(await odin.data(run_id), output))
     if outcome is Outcome.STOPPED:
@@ -219,13 +219,14 @@ async def attach(
     return EXIT_OK if final.run.status is RunStatus.DONE else EXIT_FAILED
 
 
-def print_summary(console: Console, run: Any, tasks: Any) -> None:
+def print_summary(console: Console, run: Any, tasks: Any, *, hint: str = "") -> None:
+    """``run ID DONE in 5.9s`` and what it produced, or why it failed and where to look."""
     console.print(summary(run, tasks))
     if run.status is RunStatus.DONE:
-        for line in result_lines(tasks):
+        for line in result_lines(tasks, hint):
             console.print(line, markup=False, soft_wrap=True)
-    for hint in failure_hints(tasks):
-        console.print(hint, markup=False)
+    for line in failure_hints(tasks, hint):
+        console.print(line, markup=False)
 
 
 # -- detached runs -------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ async def stop_cmd(odin: Any, run_id: str, wait: bool, timeout_s: float, output:
         )
         return _record(await odin.data(run_id), output, EXIT_FAILED)
     final = await odin.run(run_id)
-    print_summary(console, final.run, final.tasks)
+    print_summary(console, final.run, final.tasks, hint=state().server_hint())
     return _record(await odin.data(run_id), output, EXIT_OK)
 
 

@@ -117,9 +117,9 @@ def summary(run: RunRecord, tasks: Sequence[TaskRecord]) -> str:
     return f"run {escape(run.run_id)} is {styled(run.status.value)}"
 
 
-def failure_hints(tasks: Sequence[TaskRecord]) -> list[str]:
-    """What to type next to see why tasks failed."""
-    return [f"  see its log: odin logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
+def failure_hints(tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
+    """What to type next to see why tasks failed (``hint``: the global options to repeat, `--server URL `)."""
+    return [f"  see its log: odin {hint}logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
 
 
 def result_task(tasks: Sequence[TaskRecord]) -> TaskRecord | None:
@@ -128,13 +128,13 @@ def result_task(tasks: Sequence[TaskRecord]) -> TaskRecord | None:
     return done[-1] if done else None
 
 
-def result_lines(tasks: Sequence[TaskRecord]) -> list[str]:
+def result_lines(tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
     """``outputs of <task>:`` and one ``  key  value`` line per output (plain text)."""
     task = result_task(tasks)
     if task is None:
         return []
     width = max(len(k) for k in task.outputs)
-    lines = [f"outputs of {task.name} (odin data {task.task_id}):"]
+    lines = [f"outputs of {task.name} (odin {hint}data {task.task_id}):"]
     lines += [f"  {key.ljust(width)}  {compact(value)}" for key, value in task.outputs.items()]
     return lines
 
