@@ -86,7 +86,7 @@ def clients(kind: str, url: str, n: int, total: int, conn: Any) -> None:
 # -- this process: server and publisher ----------------------------------------------------------------
 
 
-async def publish(odin: Odin, rate: int, seconds: float) -> int:
+async def publish(odin: Odin, lease: Any, rate: int, seconds: float) -> int:
     hub, store = odin.engine.hub, odin.store
     per_batch, seq = max(rate * BATCH_MS // 1000, 1), 1
     start = time.perf_counter()
@@ -95,7 +95,7 @@ async def publish(odin: Odin, rate: int, seconds: float) -> int:
         now = time.time()
         events = [Event(RUN, seq + k + 1, now, "task", "RUNNING", f"t{k}") for k in range(per_batch)]
         seq += per_batch
-        await store.commit(None, (), events)
+        await store.commit(lease, None, (), events)
         hub.publish(events)
     return seq - 1
 
@@ -116,14 +116,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     first = Event(RUN, 1, time.time(), "run", "RUNNING")
     # a run "submitted" in the future: its heartbeat never looks stale, so the engine leaves it alone
     fake = RunRecord(RUN, job="bench", status=RunStatus.RUNNING, submitted=time.time() + 86_400)
-    await odin.store.create_run(fake, {}, [], [first])
+    lease = await odin.store.create_run(fake, {}, [], [first], now=fake.submitted)  # its heartbeat: tomorrow
     total = int(args.rate * args.seconds)
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
     child = ctx.Process(target=clients, args=("watch", url, args.watchers, total, there))
     child.start()
     await wait_pipe(here)
-    await publish(odin, args.rate, args.seconds)
+    await publish(odin, lease, args.rate, args.seconds)
     lat = await wait_pipe(here)
     await asyncio.to_thread(child.join)
     ms = [x * 1000 for x in lat]

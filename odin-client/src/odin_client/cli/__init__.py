@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from .commands_drive import drive_cmd
 from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
-from .commands_run import drive_cmd, resubmit_cmd, run_cmd
+from .commands_run import resubmit_cmd, run_cmd
 from .commands_spec import show_cmd, validate_cmd
 from .commands_stop import stop_cmd
 from .common import CliState

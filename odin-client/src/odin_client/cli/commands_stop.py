@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .commands_run import print_summary
+from .attach import print_summary
 from .common import EXIT_FAILED, EXIT_OK, OUTPUT_TEXT, engine_command, make_console, state
 from .fmt import dump
 
