@@ -7,21 +7,26 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup cluster-up cluster-down clean
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
 	@echo "make test         every test, including the real Kubernetes control plane (built on first use)"
 	@echo "make test-fast    the tests that need no control plane"
 	@echo "make check        ruff, mypy and the import-layer contracts"
+<<<<<<< HEAD
 	@echo "make bench        every benchmark of bench/ (BENCH=name for one); numbers go to docs/benchmarks.md"
+=======
+	@echo "make bench        the benchmarks of bench/ (numbers go to docs/benchmarks.md)"
+	@echo "make services     install PostgreSQL and build FerretDB for the store tests (tools/services)"
+>>>>>>> main
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
-$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml requirements-dev.txt
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http
 	touch $@
 
 venv: $(STAMP)
@@ -29,10 +34,10 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/odin run $(SAMPLE)
 
-test: venv k8s-build
+test: venv k8s-build services http-setup
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv services http-setup
 	$(PY) -m pytest --ignore=tests/k8s
 
 check: venv
@@ -48,8 +53,14 @@ format: venv
 bench: venv k8s-build
 	$(PY) bench/run.py $(BENCH)
 
+http-setup:
+	bash tools/http/setup.sh
+
 k8s-build:
 	bash tools/k8s/build.sh
+
+services:
+	bash tools/services/setup.sh
 
 cluster-up: venv k8s-build
 	$(PY) tools/k8s/cluster.py up

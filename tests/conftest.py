@@ -15,6 +15,9 @@ from odin_core.api import Odin
 from odin_core.service import Service, ServiceSettings, serve_odin
 from odin_core.settings import Settings
 
+# Real PostgreSQL and FerretDB servers: the postgres / mongo fixtures (tests/services.py).
+pytest_plugins = ["services"]
+
 
 @pytest.fixture
 async def odin(tmp_path: Path, root: Path) -> AsyncIterator[Odin]:

@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from .commands_drive import drive_cmd
+from .commands_gateway import GATEWAY_COMMANDS
 from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
 from .commands_run import resubmit_cmd, run_cmd
 from .commands_spec import show_cmd, validate_cmd
@@ -138,6 +139,8 @@ COMMANDS = (
     drive_cmd,
 )
 for command in COMMANDS:
+    cli.add_command(command)
+for command in GATEWAY_COMMANDS:  # login, logout, push, jobs, history, user: the HTTP gateway's (--server https://…)
     cli.add_command(command)
 
 

@@ -169,19 +169,25 @@ async def open_odin(settings: Settings) -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def open_remote(cli_state: CliState) -> AsyncIterator[Any]:
-    """The remote core given by --server."""
-    from ..remote import RemoteOdin
-
+    """The remote core (ws://) or gateway (http(s)://) given by --server."""
     assert cli_state.server
-    async with RemoteOdin(cli_state.server, token=cli_state.token) as remote:
+    async with open_backend(cli_state) as remote:
         yield remote
 
 
 @asynccontextmanager
 async def open_backend(cli_state: CliState) -> AsyncIterator[Any]:
     """What commands drive: the remote core given by --server, else the in-process engine."""
+    if cli_state.server and cli_state.server.lower().startswith(("http://", "https://")):
+        from ..http import HttpOdin, TokenCache  # the HTTP gateway (odin-http)
+
+        async with HttpOdin(cli_state.server, token=cli_state.token, cache=TokenCache()) as gateway:
+            yield gateway
+        return
     if cli_state.server:
-        async with open_remote(cli_state) as remote:
+        from ..remote import RemoteOdin
+
+        async with RemoteOdin(cli_state.server, token=cli_state.token) as remote:
             yield remote
         return
     async with open_odin(cli_state.settings()) as odin:
@@ -189,10 +195,10 @@ async def open_backend(cli_state: CliState) -> AsyncIterator[Any]:
 
 
 def is_remote(odin: Any) -> bool:
-    """Whether ``odin`` is a remote core (its runs go on without this process)."""
-    from ..remote import RemoteOdin
+    """Whether ``odin`` is a remote core or gateway, not the engine in this process (its runs go on without it)."""
+    from odin_core.api import Odin
 
-    return isinstance(odin, RemoteOdin)
+    return not isinstance(odin, Odin)
 
 
 def print_problems(error: SpecError, console: Console) -> None:
