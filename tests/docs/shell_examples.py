@@ -11,7 +11,7 @@ docs test treats it::
 
 Prompt blocks: each ``$ command`` runs; the lines after it are what it prints (``...`` skips lines; a line ending
 in ``...`` is a prefix), and ``$ echo $?`` states the exit code of the command before it. Blocks without prompts:
-each line is a command that must exit 0.
+the block runs as one script (``set -e``) that must exit 0.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Example:
     skip: str | None = None  # the reason, when it is marked skip
     server: bool = False
     only: str | None = None  # run only the commands that start with this
+    prompts: bool = False  # `$ command` lines with what they print; else a script
 
     @property
     def where(self) -> str:
@@ -88,7 +89,7 @@ def examples(path: Path) -> list[Example]:
             commands = [c for c in commands if c.text.startswith(only.group(1))]
         skip = why if what == "skip" else None
         found.append(Example(path, block.line, block.info, tuple(commands), skip=skip, server=what == "server",
-                             only=only.group(1) if only else None))  # fmt: skip
+                             only=only.group(1) if only else None, prompts=prompts))  # fmt: skip
     return found
 
 
@@ -147,6 +148,12 @@ def _script_commands(lines: list[tuple[int, str]]) -> list[Command]:
     return [Command(n, line.strip()) for n, line in lines if line.strip() and not line.strip().startswith("#")]
 
 
+def as_script(commands: tuple[Command, ...]) -> Command:
+    """A block without prompts as one script, as a reader pastes it (``export`` and ``cd`` carry over); it stops at
+    the first command that fails."""
+    return Command(commands[0].line, "set -e\n" + "\n".join(c.text for c in commands))
+
+
 def line_pattern(shown: str) -> re.Pattern[str] | None:
     """The regex an output line must match for the doc's ``shown`` line (None: ``...``, anything)."""
     text = shown.strip()
@@ -191,4 +198,4 @@ def missing_lines(shown: tuple[str, ...], actual: str) -> list[str]:
     return missing
 
 
-__all__ = ["DEFAULT_SERVER", "Command", "Example", "examples", "line_pattern", "missing_lines"]
+__all__ = ["DEFAULT_SERVER", "Command", "Example", "as_script", "examples", "line_pattern", "missing_lines"]

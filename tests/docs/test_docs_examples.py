@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from shell_examples import DEFAULT_SERVER, Example, examples, missing_lines
+from shell_examples import DEFAULT_SERVER, Example, as_script, examples, missing_lines
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 COPIED = ("samples", "docs")  # copied, so job paths read as in the docs (samples/retry, not the link's target)
-LINKED = ("Makefile", "odin-core", "odin-client", "requirements-dev.txt", "pyproject.toml")
+SKIPPED = frozenset({".git", ".venv", *COPIED})  # everything else of the repository is linked (make demo needs it)
 COMMAND_TIMEOUT_S = 300
 pytestmark = pytest.mark.timeout(1200)
 
@@ -50,8 +50,9 @@ def workdir(tmp_path: Path) -> Path:
     work.mkdir()
     for name in COPIED:
         shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in LINKED:
-        (work / name).symlink_to(REPO / name)
+    for entry in REPO.iterdir():
+        if entry.name not in SKIPPED and not entry.name.endswith("_cache"):
+            (work / entry.name).symlink_to(entry)
     (work / ".venv").symlink_to(Path(sys.prefix))  # `make demo` runs .venv/bin/odin
     return work
 
@@ -85,7 +86,7 @@ def core_server(root: Path, tmp_path: Path, env: dict[str, str]) -> Iterator[str
 def run_example(example: Example, workdir: Path, env: dict[str, str], server: str | None) -> list[str]:
     """What is wrong with the example (empty when it is true)."""
     problems = []
-    for command in example.commands:
+    for command in example.commands if example.prompts else (as_script(example.commands),):
         text = command.text.replace(DEFAULT_SERVER, server) if server else command.text
         done = subprocess.run(
             ["bash", "-c", text], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
