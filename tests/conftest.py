@@ -6,6 +6,7 @@ in-process engine on it and serve it on a free loopback port.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,20 @@ from odin_core.settings import Settings
 
 # Real PostgreSQL and FerretDB servers: the postgres / mongo fixtures (tests/services.py).
 pytest_plugins = ["services"]
+
+
+@pytest.fixture
+def write_jobs(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """``write_jobs({"team/job": yaml_text, ...})``: a pipelines root under ``tmp_path`` holding those jobs."""
+
+    def write(jobs: dict[str, str]) -> Path:
+        base = tmp_path / "pipelines"
+        for job, text in jobs.items():
+            (base / job).mkdir(parents=True)
+            (base / job / "main.yml").write_text(textwrap.dedent(text))
+        return base
+
+    return write
 
 
 @pytest.fixture

@@ -93,8 +93,13 @@ def test_run_of_a_failing_pipeline_exits_1_with_a_hint(odin, make_job) -> None:
 
 
 def test_run_of_an_invalid_pipeline_exits_2_listing_problems(odin, make_job) -> None:
-    result = odin("run", str(make_job(INVALID)), code=2)
-    assert re.search(r"^main\.yml:5:\d+: tasks\[0\]\.args\[0\]: unknown variable '\$WORKPATH'", result.stderr, re.M)
+    job = make_job(INVALID)
+    result = odin("run", str(job), code=2)
+    assert re.search(
+        rf"^{re.escape(str(job))}/main\.yml:5:\d+: tasks\[0\]\.args\[0\]: unknown variable '\$WORKPATH'",
+        result.stderr,
+        re.M,
+    )
     assert "WORK_PATH" in result.stderr  # the hint
     assert "Traceback" not in result.output
     assert odin.json("status") == []

@@ -31,9 +31,9 @@ def test_validate_every_sample(odin, samples) -> None:
 def test_validate_lists_every_problem_with_its_place(odin, make_job) -> None:
     job = make_job(INVALID)
     result = odin("validate", str(job), code=1)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("main.yml:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"{job}/main.yml:")]  # as given
     assert len(lines) >= 3, result.stderr  # unknown variable, missing command, unknown dependency
-    assert any(line.startswith("main.yml:6:") and "NOPE" in line for line in lines), lines
+    assert any(line.startswith(f"{job}/main.yml:6:") and "NOPE" in line for line in lines), lines
     assert any("missing" in line for line in lines), lines
     assert "Traceback" not in result.output
 
@@ -49,8 +49,8 @@ def test_show_prints_the_expanded_spec(odin, samples) -> None:
     tasks = {t["name"]: t for t in data["tasks"]}
     assert data["on_failure"] == "continue"
     assert tasks["flaky"]["retries"]["limit"] == 2
-    assert tasks["flaky"]["retries"]["backoff_s"] == pytest.approx(0.2)
-    assert tasks["slow"]["timeout_s"] == 1.0
+    assert tasks["flaky"]["retries"]["backoff"] == pytest.approx(0.2)  # spelled as in main.yml
+    assert tasks["slow"]["timeout"] == 1.0
     assert tasks["after-flaky"]["depends"] == ["flaky"]  # from the {^flaky.attempt} reference
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,5 @@ from server_support import JOBS
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    base = tmp_path / "pipelines"
-    for job, text in JOBS.items():
-        (base / job).mkdir(parents=True)
-        (base / job / "main.yml").write_text(textwrap.dedent(text))
-    return base
+def root(write_jobs: Callable[[dict[str, str]], Path]) -> Path:
+    return write_jobs(JOBS)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -40,6 +43,11 @@ JOBS = {
             args: ["-c", "import os,sys; sys.exit(0 if os.path.exists('$ROOT_PATH/fixed') else 3)"]
             depends: ok
         """,
+    "ner": f"""
+        name: bert.ner
+        tasks:
+          - {{name: tag, image: busybox, command: {PY}, args: ["-c", "pass"]}}
+        """,
     "team/bad": """
         name: bad
         tasks:
@@ -72,3 +80,56 @@ async def legacy(url: str, command: str, request: Any, **extra: Any) -> list[dic
             if msg["status"] in ("ERROR", "END") or (msg["status"] == "OK" and not follow):
                 break
     return replies
+
+
+class Client:
+    """One multiplexed connection: requests by id, replies sorted into a queue per id by a reader task."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.queues: dict[Any, asyncio.Queue[dict[str, Any]]] = {}
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, url: str, **kw: Any) -> AsyncIterator[Client]:
+        async with connect(url, **kw) as ws:
+            client = cls(ws)
+            try:
+                yield client
+            finally:
+                client.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await client.reader
+
+    async def _read(self) -> None:
+        async for frame in self.ws:
+            msg = json.loads(frame)
+            check(msg, "reply.json")
+            self.queue(msg.get("id")).put_nowait(msg)
+
+    def queue(self, rid: Any) -> asyncio.Queue[dict[str, Any]]:
+        return self.queues.setdefault(rid, asyncio.Queue())
+
+    async def send(self, command: str, payload: Any = None, rid: Any = None, **extra: Any) -> None:
+        await self.ws.send(json.dumps({"command": command, "request": payload, "id": rid, **extra}))
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.ws.send(frame)
+
+    async def next(self, rid: Any, timeout: float = 30) -> dict[str, Any]:
+        return await asyncio.wait_for(self.queue(rid).get(), timeout)
+
+    async def call(self, command: str, payload: Any = None, rid: Any = "call") -> dict[str, Any]:
+        """One request, its first reply."""
+        await self.send(command, payload, rid)
+        return await self.next(rid)
+
+    async def run_event(self, rid: Any, run_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The next event of ``run_id`` on the WATCH stream ``rid`` (events of other runs are passed over)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.next(rid, timeout)
+                assert msg["status"] == "OK", msg
+                if msg["response"].get("run") == run_id:
+                    return msg["response"]

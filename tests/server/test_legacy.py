@@ -26,7 +26,8 @@ async def test_status_data_events_logs_show_cleanup(server):
     (entry,) = status["response"]
     check(entry, "status_entry.json")
     assert entry["pipeline_status"]["status"] == "DONE"
-    assert entry["task_statuses"][0]["status"] == "SUCCEEDED"
+    assert entry["task_statuses"][0]["status"] == "executed"
+    assert set(entry) == {"pipeline_status", "task_statuses"}  # exactly the first Odin's shape
 
     (data,) = await legacy(server.url, "DATA", {"resource": f"{run_id}--greet"})
     check(data["response"], "data.json")
@@ -78,3 +79,14 @@ async def test_an_invalid_pipeline_reports_every_problem(server):
     (valid,) = await legacy(server.url, "VALIDATE", "team/bad")
     check(valid["response"], "validate.json")
     assert valid["response"]["valid"] is False and valid["response"]["problems"][0]["line"] == 4
+
+
+async def test_status_finds_runs_by_the_pipeline_name_as_written(server):
+    """Run ids are DNS labels (``bert-ner-…``); the name ``bert.ner`` as written still finds them."""
+    run_id = (await legacy(server.url, "START", "ner"))[-1]["response"]
+    assert re.fullmatch(r"bert-ner-[a-z0-9]{8}", run_id)
+    for pattern in ("bert.ner", "bert.n", "bert.*", "ner", run_id):
+        (status,) = await legacy(server.url, "STATUS", pattern)
+        assert [e["pipeline_status"]["label"] for e in status["response"]] == [run_id], pattern
+    (none,) = await legacy(server.url, "STATUS", "bert_ner")
+    assert none["response"] == []

@@ -41,8 +41,10 @@ def load_task(write_job: WriteJob) -> Callable[[str], PipelineSpec]:
 
 
 @pytest.fixture
-def problems_of(write_job: WriteJob) -> Callable[[str], list[Problem]]:
+def problems_of(write_job: WriteJob, tmp_path: Path) -> Callable[[str], list[Problem]]:
+    """Problems of a job ``job`` under the pipelines root ``tmp_path`` (so they name ``job/main.yml``)."""
+
     def check(text: str) -> list[Problem]:
-        return validate_pipeline(write_job(text))
+        return validate_pipeline(write_job(text), root=tmp_path)
 
     return check

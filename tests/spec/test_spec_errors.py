@@ -77,7 +77,7 @@ CASES = [
     pytest.param(one_task("command: []"), [(5, 14, "tasks[0].command", "must not be empty")], id="command-empty"),
     pytest.param(one_task("num_gpu: 1"), [(5, 5, "tasks[0].num_gpu", "unknown field 'num_gpu'")], id="unknown-field"),
     pytest.param(
-        one_task("mount: {name: a, path: /a}\nmounts: []"),
+        one_task("mount: {name: a, path: /a, claim: c}\nmounts: []"),
         [(6, 5, "tasks[0].mounts", "both 'mount' and 'mounts' given")],
         id="singular-and-plural",
     ),
@@ -222,7 +222,7 @@ CASES = [
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_problem_location(problems_of: Check, text: str, expected: list[tuple[int, int, str, str]]) -> None:
     problems = problems_of(text)
-    assert [(p.file, p.line, p.column, p.field) for p in problems] == [("main.yml", *e[:3]) for e in expected]
+    assert [(p.file, p.line, p.column, p.field) for p in problems] == [("job/main.yml", *e[:3]) for e in expected]
     for problem, (*_, message) in zip(problems, expected, strict=True):
         assert message in problem.message
 
@@ -325,7 +325,7 @@ def test_load_raises_spec_error_with_every_problem(write_job: WriteJob) -> None:
 
 def test_missing_main_yml(tmp_path: Path) -> None:
     (problem,) = validate_pipeline(tmp_path)
-    assert problem.file == "main.yml"
+    assert problem.file == f"{tmp_path}/main.yml"
     assert f"no main.yml in pipeline directory {str(tmp_path.resolve())!r}" == problem.message
 
 

@@ -31,9 +31,9 @@ FIELDS = [
     pytest.param("args:", "args", (), id="args-null"),
     pytest.param("command: [python, -m, x]", "command", ("python", "-m", "x"), id="command-list"),
     pytest.param("depends:", "depends", (), id="depends-null"),
-    pytest.param("mount: {name: d, path: /d}", "mounts", (Mount("d", "/d"),), id="mount-dict"),
+    pytest.param("mount: {name: d, path: /d, claim: c}", "mounts", (Mount("d", "/d", "c"),), id="mount-dict"),
     pytest.param(
-        "mounts: [{name: d, path: /d, claim: pvc}, {name: e, path: /e}]",
+        "mounts: [{name: d, path: /d, claim: pvc}, {name: e, path: /e}]\nephem_volume: {name: e}",
         "mounts",
         (Mount("d", "/d", "pvc"), Mount("e", "/e")),
         id="mounts-list",
@@ -218,9 +218,10 @@ def test_anchors_aliases_and_merge_keys(write_job: WriteJob) -> None:
 
 
 def test_locations_point_at_the_text(write_job: WriteJob) -> None:
-    spec = load_pipeline(write_job("tasks:\n  - name: t\n    image: i\n    command: c\n    num_gpus: 2\n"))
+    job = write_job("tasks:\n  - name: t\n    image: i\n    command: c\n    num_gpus: 2\n")
+    spec = load_pipeline(job, root=job.parent)
     loc = spec.locations["tasks[0].num_gpus"]
-    assert (loc.file, loc.line, loc.column) == ("main.yml", 5, 15)
+    assert (loc.file, loc.line, loc.column) == ("job/main.yml", 5, 15)
     assert spec.locations["tasks[0]"].line == 2
 
 

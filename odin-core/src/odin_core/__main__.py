@@ -33,12 +33,48 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--executor", choices=["local", "kubernetes"], help="where tasks run [env ODIN_EXECUTOR]")
     s.add_argument("--store", help="job store URL, e.g. sqlite:///var/lib/odin/odin.db [env ODIN_STORE]")
     s.add_argument("--home", type=Path, help="ODIN_HOME: default store and run data [env ODIN_HOME]")
-    s.add_argument("--token", help="shared secret clients present as a bearer token [env ODIN_TOKEN]")
-    s.add_argument("--jwt-secret", help="key of the HS256 JWTs the gateway signs [env ODIN_JWT_SECRET]")
+    s.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="file holding the shared secret clients present as a bearer token [env ODIN_TOKEN]",
+    )
+    s.add_argument(
+        "--jwt-secret-file",
+        metavar="FILE",
+        help="file holding the key of the HS256 JWTs the gateway signs [env ODIN_JWT_SECRET]",
+    )
+    for refused in ("--token", "--jwt-secret"):  # a secret in argv is visible to every user through `ps`
+        s.add_argument(refused, help=argparse.SUPPRESS)
     s.add_argument("--kubeconfig", help="kubeconfig for --executor kubernetes [env ODIN_KUBECONFIG]")
     s.add_argument("--namespace", help="namespace for --executor kubernetes [env ODIN_NAMESPACE]")
     s.add_argument("--log-level", default="INFO")
     return p
+
+
+def _refuse_secrets_in_argv(args: argparse.Namespace) -> None:
+    for flag, value, env in (
+        ("--token", args.token, "ODIN_TOKEN"),
+        ("--jwt-secret", args.jwt_secret, "ODIN_JWT_SECRET"),
+    ):
+        if value is not None:
+            raise InvalidRequest(
+                f"{flag} would put the secret on the command line, where `ps` shows it to every user: "
+                f"write it to a file readable only by you and give {flag}-file FILE, or set {env}"
+            )
+
+
+def _secret(path: str | None, from_env: str | None, what: str) -> str | None:
+    """A secret from its file (``--token-file``) or the environment; never from argv."""
+    from .service.auth import read_secret
+
+    return read_secret(path, what) if path else (from_env or None)
+
+
+def _root(path: Path) -> Path:
+    root = path.expanduser().resolve()
+    if not root.is_dir():
+        raise InvalidRequest(f"--root-path {str(path)!r} is not a directory: give the directory that holds the jobs")
+    return root
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -59,9 +95,9 @@ async def _serve(args: argparse.Namespace) -> None:
     service = ServiceSettings(
         host=args.host,
         port=args.port,
-        root_path=args.root_path.resolve(),
-        token=args.token or env.get("ODIN_TOKEN") or None,
-        jwt_secret=args.jwt_secret or env.get("ODIN_JWT_SECRET") or None,
+        root_path=_root(args.root_path),
+        token=_secret(args.token_file, env.get("ODIN_TOKEN"), "token"),
+        jwt_secret=_secret(args.jwt_secret_file, env.get("ODIN_JWT_SECRET"), "JWT secret"),
     )
     service.check()
     if not service.root_path.is_dir():
@@ -91,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per connection is noise
     try:
+        _refuse_secrets_in_argv(args)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(args))
     except OdinError as e:

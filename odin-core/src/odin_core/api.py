@@ -91,10 +91,12 @@ class Odin:
 
     async def submit(self, job_dir: str | Path, *, run_id: str | None = None, adopt: bool = False) -> RunRecord:
         """Validate the pipeline in ``job_dir`` (SpecError lists every problem) and start a run."""
-        job_dir = Path(job_dir).resolve()
+        given = Path(job_dir)
+        job_dir = given.resolve()
         root = self.engine.root_path.resolve()
-        base = root if job_dir.is_relative_to(root) else job_dir.parent
-        spec = await asyncio.to_thread(load_pipeline, job_dir, root=base)  # file I/O and git: off the loop
+        inside = job_dir.is_relative_to(root)
+        shown = None if inside else (given / C.MAIN_FILE).as_posix()  # problems name the file as the user did
+        spec = await asyncio.to_thread(load_pipeline, job_dir, root=root if inside else job_dir.parent, shown=shown)
         version = await asyncio.to_thread(git_version, job_dir)
         await self.engine.start(adopt=adopt)
         return await self.engine.submit(spec, run_id=run_id, version=version)

@@ -17,12 +17,18 @@ from ..api import Odin
 from ..errors import AuthError, InvalidRequest, NotFound
 from ..hub import Lagged
 from ..spec import load_pipeline, validate_pipeline
+from . import inputs as i
+from .auth import Grant, Verifier
 from .protocol import (
     END,
     OK,
     PROTOCOL_VERSION,
     cleanup_entry,
+    data_record,
     event_entry,
+    iso,
+    lagged_entry,
+    legacy_cluster_event,
     legacy_event,
     progress_line,
     status_entry,
@@ -31,55 +37,29 @@ from .protocol import (
 
 Reply = tuple[str, Any]
 MAX_SHOW_FILE_BYTES = 1 << 20
-FEATURES = ["multiplex", "watch", "resume", "stop", "validate", "resubmit", "cancel", "auth"]
+MAX_SHOW_FILES = 1000
+FEATURES = ["multiplex", "watch", "resume", "lagged", "stop", "validate", "resubmit", "cancel", "auth"]
 
 
 @dataclass
 class Session:
-    """What one connection's commands share."""
+    """What one connection's commands share, including its authority (the grant of the token it presented)."""
 
     odin: Odin
     root: Path
-    verify: Callable[[str], bool]  # checks a token
-    authenticated: bool
+    verify: Verifier  # a token's grant, or None when it is not valid
     auth_required: bool
+    grant: Grant | None = None
+    on_grant: Callable[[Grant], None] | None = None  # the connection schedules the grant's expiry
     streams: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
+    def authorized(self) -> bool:
+        return not self.auth_required or (self.grant is not None and self.grant.valid())
 
-# -- payload helpers --------------------------------------------------------------------------------
-
-
-def _field(payload: Any, key: str, *, required: bool = True) -> Any:
-    """``payload[key]`` of a dict payload, or the payload itself when a bare string is allowed."""
-    if isinstance(payload, dict):
-        value = payload.get(key)
-    elif isinstance(payload, str):
-        value = payload
-    else:
-        value = None
-    if required and (not isinstance(value, str) or not value):
-        raise InvalidRequest(f'"request" must be a string or an object with a string "{key}"')
-    return value
-
-
-def _flag(payload: Any, key: str) -> bool:
-    return bool(payload.get(key)) if isinstance(payload, dict) else False
-
-
-def job_dir(root: Path, job: Any) -> Path:
-    """The job directory under ``root`` (a name relative to it, or an absolute path inside it); names that would
-    leave it (``..``, an absolute path elsewhere) are refused."""
-    if not isinstance(job, str) or not job.strip():
-        raise InvalidRequest('a job is a path relative to the pipelines root, e.g. "team/train"')
-    name = job.strip().replace("__", "/")
-    path = (root / name).resolve()  # an absolute name stays absolute: accepted when it lies inside the root
-    if not path.is_relative_to(root.resolve()):
-        raise InvalidRequest(
-            f"job {job!r} is outside the pipelines root; name it relative to the root, e.g. team/train"
-        )
-    if not (path / "main.yml").is_file():
-        raise NotFound(f"no job {job!r}: {name}/main.yml does not exist under the pipelines root")
-    return path
+    def accept(self, grant: Grant) -> None:
+        self.grant = grant
+        if self.on_grant is not None:
+            self.on_grant(grant)
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -88,19 +68,20 @@ def job_dir(root: Path, job: Any) -> Path:
 async def hello(s: Session, payload: Any) -> AsyncIterator[Reply]:
     token = payload.get("token") if isinstance(payload, dict) else None
     if token is not None:
-        if not isinstance(token, str) or not s.verify(token):
-            raise AuthError("invalid token")
-        s.authenticated = True
-    yield (
-        OK,
-        {
-            "server": f"odin-core {__version__}",
-            "protocol": PROTOCOL_VERSION,
-            "features": FEATURES,
-            "executor": s.odin.executor.name,
-            "authenticated": s.authenticated or not s.auth_required,
-        },
-    )
+        grant = s.verify(token) if isinstance(token, str) else None
+        if grant is None or not grant.valid():
+            raise AuthError("invalid or expired token")
+        s.accept(grant)
+    reply: dict[str, Any] = {
+        "server": f"odin-core {__version__}",
+        "protocol": PROTOCOL_VERSION,
+        "features": FEATURES,
+        "executor": s.odin.executor.name,
+        "authenticated": s.authorized(),
+    }
+    if s.grant is not None and s.grant.expires_at is not None:
+        reply["expires"] = iso(s.grant.expires_at)
+    yield OK, reply
 
 
 async def ping(s: Session, payload: Any) -> AsyncIterator[Reply]:
@@ -108,12 +89,10 @@ async def ping(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 
 async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    path = job_dir(s.root, _field(payload, "job"))
+    path = i.job_dir(s.root, i.field(payload, "job"))
     run_id = payload.get("run_id") if isinstance(payload, dict) else None
-    if run_id is not None and not isinstance(run_id, str):
-        raise InvalidRequest('"run_id" must be a string')
     # shielded: a client that goes away while the run is being created must not leave half a run behind
-    run = await asyncio.shield(s.odin.submit(path, run_id=run_id))
+    run = await asyncio.shield(s.odin.submit(path, run_id=None if run_id is None else i.run_id(run_id)))
     yield OK, run.run_id
     if isinstance(payload, dict) and payload.get("watch") is False:
         return
@@ -125,32 +104,34 @@ async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 
 async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    pattern = _field(payload, "pattern", required=False) or ""
-    if not isinstance(pattern, str):
-        raise InvalidRequest('"request" must be a pattern string')
-    yield OK, [status_entry(v) for v in await s.odin.status(pattern)]
+    """Legacy entries carry exactly the first Odin's fields; ``"odin": true`` adds each run's full record."""
+    pattern = i.text(i.field(payload, "pattern", required=False) or "", "a STATUS pattern")
+    full = i.flag(payload, "odin")
+    yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern)]
 
 
 async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    yield OK, {"success": True, "jobs": wire_record(await s.odin.data(_field(payload, "resource")))}
+    """The record of a run or task; with ``"odin": true`` exactly Odin's record, else with the first Odin's
+    names added (``label``, ``submit_time``, a run's ``executed`` / ``executing`` / ``waiting``)."""
+    record = await s.odin.data(i.resource(i.field(payload, "resource")))
+    yield OK, {"success": True, "jobs": wire_record(record) if i.flag(payload, "odin") else data_record(record)}
 
 
 async def events(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    resource = _field(payload, "resource")
+    resource = i.resource(i.field(payload, "resource"))
     own = await s.odin.events(resource)
     cluster = await s.odin.cluster_events(resource)
-    if _flag(payload, "odin"):
+    if i.flag(payload, "odin"):
         yield OK, {"events": [event_entry(e) for e in own], "cluster_events": cluster}
     else:
-        yield OK, [legacy_event(e) for e in own] + cluster
+        yield OK, [legacy_event(e) for e in own] + [legacy_cluster_event(e) for e in cluster]
 
 
 async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    resource = _field(payload, "resource")
+    resource = i.resource(i.field(payload, "resource"))
     lines = payload.get("lines") if isinstance(payload, dict) else None
-    if lines is not None and (not isinstance(lines, int) or lines < 0):
-        raise InvalidRequest('"lines" must be a non-negative integer')
-    if _flag(payload, "follow"):
+    lines = None if lines is None else i.seq(lines, "lines")
+    if i.flag(payload, "follow"):
         async for line in s.odin.logs(resource, follow=True, lines=lines):
             yield OK, line
     else:
@@ -159,61 +140,73 @@ async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 
 async def show(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    path = job_dir(s.root, _field(payload, "job"))
-    files = await asyncio.to_thread(_read_files, path)
+    path = i.job_dir(s.root, i.field(payload, "job"))
+    files = await asyncio.to_thread(read_files, path, s.root.resolve())
     yield OK, files
 
 
-def _read_files(path: Path) -> dict[str, str]:
+def read_files(path: Path, root: Path) -> dict[str, str]:
+    """Every file of a job directory, by relative name; hidden files skipped; a link that leaves ``root``
+    (``/etc/passwd``) is listed with a note in place of its content, never read."""
     out: dict[str, str] = {}
     for f in sorted(path.rglob("*")):
         rel = f.relative_to(path)
-        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
-            size = f.stat().st_size
-            too_big = f"<{size} bytes: larger than {MAX_SHOW_FILE_BYTES}>"
-            out[str(rel)] = too_big if size > MAX_SHOW_FILE_BYTES else f.read_text(errors="replace")
+        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        if len(out) >= MAX_SHOW_FILES:
+            out["..."] = f"<more than {MAX_SHOW_FILES} files: the rest are not shown>"
+            break
+        try:
+            real = i.inside(root, f, str(rel))
+        except InvalidRequest:
+            out[str(rel)] = "<not shown: a link to a file outside the pipelines root>"
+            continue
+        size = real.stat().st_size
+        too_big = f"<{size} bytes: larger than {MAX_SHOW_FILE_BYTES}>"
+        out[str(rel)] = too_big if size > MAX_SHOW_FILE_BYTES else real.read_text(errors="replace")
     return out
 
 
 async def cleanup(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    run_id = _field(payload, "work")
-    results = await s.odin.cleanup(run_id, db=_flag(payload, "purge_db"), fs=_flag(payload, "purge_fs"))
+    run_id = i.run_id(i.field(payload, "work"))
+    results = await s.odin.cleanup(run_id, db=i.flag(payload, "purge_db"), fs=i.flag(payload, "purge_fs"))
     yield OK, [cleanup_entry(c) for c in results]
 
 
 async def stop(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    run_id = _field(payload, "run")
+    run_id = i.run_id(i.field(payload, "run"))
     reason = payload.get("reason") if isinstance(payload, dict) else None
-    run = await s.odin.stop(run_id, reason if isinstance(reason, str) and reason else "stopped by user")
+    reason = i.text(reason, '"reason"') if reason else "stopped by user"
+    run = await s.odin.stop(run_id, reason)
     yield OK, {"run_id": run.run_id, "status": run.status.value}
 
 
 async def validate(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    path = job_dir(s.root, _field(payload, "job"))
+    path = i.job_dir(s.root, i.field(payload, "job"))
     problems = await asyncio.to_thread(validate_pipeline, path, root=s.root)
     tasks = 0 if problems else len((await asyncio.to_thread(load_pipeline, path, root=s.root)).tasks)
     yield OK, {"valid": not problems, "tasks": tasks, "problems": [p.to_dict() for p in problems]}
 
 
 async def resubmit(s: Session, payload: Any) -> AsyncIterator[Reply]:
-    yield OK, await s.odin.resubmit(_field(payload, "run"))
+    yield OK, await s.odin.resubmit(i.run_id(i.field(payload, "run")))
 
 
 async def watch(s: Session, payload: Any) -> AsyncIterator[Reply]:
+    """One run's events from ``after_seq`` until it ends; or every run's live events, with an explicit
+    ``lagged`` message (per run: the last seq sent) whenever this watcher fell behind and events were dropped."""
     if payload is not None and not isinstance(payload, dict):
         raise InvalidRequest('"request" must be an object {"run"?: id, "after_seq"?: n}')
     payload = payload or {}
-    run_id, after = payload.get("run"), payload.get("after_seq", 0)
-    if run_id is not None and not isinstance(run_id, str):
-        raise InvalidRequest('"run" must be a run id')
-    if not isinstance(after, int) or after < 0:
-        raise InvalidRequest('"after_seq" must be a non-negative integer')
-    async for ev in s.odin.watch(run_id, after_seq=after) if run_id else s.odin.engine.watch(None):
-        if isinstance(ev, Lagged):  # events were dropped for this slow watcher: WATCH each run from resume[run]
-            yield OK, {"lagged": True, "resume": ev.resume}
-        else:
+    run_id = payload.get("run")
+    after = i.seq(payload.get("after_seq", 0), "after_seq")
+    if run_id is not None:
+        async for ev in s.odin.watch(i.run_id(run_id), after_seq=after):
             yield OK, event_entry(ev)
-    yield END, run_id
+        yield END, run_id
+        return
+    async for item in s.odin.engine.watch(None):
+        yield OK, lagged_entry(item) if isinstance(item, Lagged) else event_entry(item)
 
 
 async def cancel(s: Session, payload: Any) -> AsyncIterator[Reply]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -22,7 +23,7 @@ from websockets.http11 import Request, Response
 from ..api import Odin
 from ..errors import AuthError, InvalidRequest, OdinError
 from ..tasks import TaskSet
-from .auth import bearer, is_loopback, make_verifier
+from .auth import Grant, bearer, is_loopback, make_verifier
 from .commands import COMMANDS, OPEN_COMMANDS, Session
 from .protocol import END, TooBusy, error_reply, extra_of, parse, reply
 
@@ -52,8 +53,8 @@ class ServiceSettings:
     def check(self) -> None:
         if not is_loopback(self.host) and self.token is None and self.jwt_secret is None:
             raise InvalidRequest(
-                f"refusing to listen on {self.host} without authentication: give --token or --jwt-secret "
-                "(or listen on 127.0.0.1)"
+                f"refusing to listen on {self.host} without authentication: give --token-file or "
+                "--jwt-secret-file (or set ODIN_TOKEN / ODIN_JWT_SECRET), or listen on 127.0.0.1"
             )
 
 
@@ -63,6 +64,10 @@ class Connection:
         self.session = session
         self.tasks = TaskSet("conn")
         self._send_lock = asyncio.Lock()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._protected: set[asyncio.Task[Any]] = set()  # requests in flight that need authority
+        self._expired: set[asyncio.Task[Any]] = set()  # those ended because the grant expired
+        session.on_grant = self._schedule_expiry
 
     async def send(self, frame: str) -> None:
         async with self._send_lock:
@@ -75,6 +80,8 @@ class Connection:
         except ConnectionClosed:
             pass
         finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
             await self.tasks.close()
 
     async def _accept(self, raw: str | bytes, settings: ServiceSettings) -> None:
@@ -85,7 +92,14 @@ class Connection:
         except OdinError as e:
             await self.send(error_reply(e, extra_of(raw)))
             return
+        except Exception as e:  # a bug: answer it, keep the connection and its other streams
+            log.exception("a request could not be read")
+            await self.send(error_reply(e, {}))
+            return
         task = self.tasks.spawn(self._run(command, payload, extra), command)
+        if command not in OPEN_COMMANDS:
+            self._protected.add(task)
+            task.add_done_callback(self._protected.discard)
         if "id" in extra:
             key = str(extra["id"])
             self.session.streams[key] = task
@@ -93,17 +107,22 @@ class Connection:
 
     async def _run(self, command: str, payload: Any, extra: dict[str, Any]) -> None:
         try:
+            s = self.session
+            if command not in OPEN_COMMANDS and not s.authorized():
+                why = "the token has expired: present a new one" if s.grant is not None else "authenticate first"
+                raise AuthError(f'{why} (a bearer token on the handshake, or HELLO {{"token": ...}})')
             handler = COMMANDS.get(command)
             if handler is None:
                 raise InvalidRequest(f"{command} not found.")
-            s = self.session
-            if s.auth_required and not s.authenticated and command not in OPEN_COMMANDS:
-                raise AuthError('authenticate first: a bearer token on the handshake, or HELLO {"token": ...}')
             async for status, response in handler(s, payload):
                 await self.send(reply(status, response, extra))
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):  # CANCEL, or the connection/server is closing
-                await asyncio.shield(self.send(reply(END, None, extra)))
+            task = asyncio.current_task()
+            expired = task in self._expired
+            self._expired.discard(task)  # type: ignore[arg-type]
+            frame = error_reply(AuthError("the token has expired: this stream ended"), extra) if expired else None
+            with contextlib.suppress(Exception):  # CANCEL, expiry, or the connection/server is closing
+                await asyncio.shield(self.send(frame or reply(END, None, extra)))
             raise
         except ConnectionClosed:
             return
@@ -112,6 +131,25 @@ class Connection:
                 log.exception("%s failed", command)
             with contextlib.suppress(ConnectionClosed):
                 await self.send(error_reply(e, extra))
+
+    def _schedule_expiry(self, grant: Grant) -> None:
+        """End the connection's protected streams when its (latest) grant expires."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if grant.expires_at is not None:
+            delay = max(grant.expires_at - time.time(), 0.0)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        grant = self.session.grant
+        if grant is not None and grant.valid():  # a newer grant, or the wall clock is a hair behind the timer
+            self._schedule_expiry(grant)
+            return
+        for task in list(self._protected):
+            self._expired.add(task)
+            task.cancel()
 
 
 class Service:
@@ -135,36 +173,46 @@ class Service:
     async def start(self) -> None:
         await self.odin.engine.start(adopt=True)
         s = self.settings
-        self._server = await serve(
-            self._handle,
-            s.host,
-            s.port,
-            max_size=s.max_message_bytes,
-            ping_interval=s.ping_interval_s,
-            ping_timeout=s.ping_timeout_s,
-            process_request=self._check_token,
-            server_header="odin-core",
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                s.host,
+                s.port,
+                max_size=s.max_message_bytes,
+                ping_interval=s.ping_interval_s,
+                ping_timeout=s.ping_timeout_s,
+                process_request=self._check_token,
+                server_header="odin-core",
+            )
+        except OSError as e:
+            raise InvalidRequest(
+                f"cannot listen on {s.host}:{s.port}: {e.strerror or e} (is another server using it? pick --port)"
+            ) from e
         host, port = next(iter(self._server.sockets)).getsockname()[:2]
         self._url = f"ws://{host}:{port}"
         log.info("odin-core serving on %s (root %s, executor %s)", self.url, s.root_path, self.odin.executor.name)
 
     def _check_token(self, conn: ServerConnection, request: Request) -> Response | None:
-        token = bearer(request.headers.get("Authorization"))
-        if token is not None and self.verify is not None and not self.verify(token):
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid bearer token\n")
+        """Refuse a handshake with a bad bearer token (401) or a malformed Authorization (400)."""
+        try:
+            token = bearer(request.headers.get_all("Authorization"))
+        except InvalidRequest as e:
+            return conn.respond(HTTPStatus.BAD_REQUEST, f"{e}\n")
+        if token is not None and self.verify is not None:
+            grant = self.verify(token)
+            if grant is None or not grant.valid():
+                return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired bearer token\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        token = bearer(ws.request.headers.get("Authorization")) if ws.request else None
         session = Session(
-            self.odin,
-            self.settings.root_path,
-            self.verify or (lambda _t: False),
-            authenticated=token is not None,
-            auth_required=self.verify is not None,
+            self.odin, self.settings.root_path, self.verify or _refuse, auth_required=self.verify is not None
         )
         conn = Connection(ws, session)
+        token = bearer(ws.request.headers.get_all("Authorization")) if ws.request else None
+        grant = session.verify(token) if token is not None else None
+        if grant is not None:
+            session.accept(grant)
         self._connections.add(conn)
         try:
             await conn.serve(self.settings)
@@ -181,10 +229,14 @@ class Service:
             if all(_only_streams(c) for c in self._connections):
                 break
             await asyncio.sleep(0.05)
-        for conn in list(self._connections):
-            await conn.ws.close(GOING_AWAY, "server shutting down")
+        # all at once: a client that stopped reading holds its close for close_timeout, not everyone's
+        await asyncio.gather(*(c.ws.close(GOING_AWAY, "server shutting down") for c in list(self._connections)))
         await self._server.wait_closed()
         self._server = None
+
+
+def _refuse(_token: str) -> Grant | None:
+    return None
 
 
 def _only_streams(conn: Connection) -> bool:

@@ -82,9 +82,15 @@ def _medium(ck: Checker, path: FieldPath, value: Any) -> str:
 
 _NAME_PATH = [Key("name", c.string, required=True), Key("path", c.string, required=True)]
 mount = _build(Mount, [*_NAME_PATH, Key("claim", c.string)])
-ephem_volume = _build(
+ephem_volume = _build(  # no path of its own in the first Odin: a mount of the same name places it
     EphemVolume,
-    [*_NAME_PATH, Key("type", c.choice(["emptyDir"])), Key("medium", _medium), Key("size_limit", c.quantity)],
+    [
+        _NAME_PATH[0],
+        Key("path", c.string),
+        Key("type", c.choice(["emptyDir"])),
+        Key("medium", _medium),
+        Key("size_limit", c.quantity),
+    ],
 )
 secret = _build(SecretMount, [*_NAME_PATH, Key("sub_path", c.string), Key("mode", c.integer(0, 0o777))])
 config_map = _build(ConfigMapMount, [*_NAME_PATH, Key("sub_path", c.string)])

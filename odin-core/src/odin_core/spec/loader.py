@@ -25,42 +25,63 @@ VARIABLE_FIELDS = ("args", "env", "inputs", "outputs")  # where $VARS are substi
 REFERENCE_FIELDS = ("args", "env", "inputs")  # where ^task references are resolved
 
 
-def load_pipeline(job_dir: str | Path, *, root: Path | None = None) -> PipelineSpec:
-    """The validated pipeline of ``job_dir``; raises :class:`SpecError` listing every problem."""
-    spec, problems = _load(Path(job_dir), root)
+def load_pipeline(job_dir: str | Path, *, root: Path | None = None, shown: str | None = None) -> PipelineSpec:
+    """The validated pipeline of ``job_dir``; raises :class:`SpecError` listing every problem.
+
+    Problems name the file ``shown`` when given (the caller knows how the user named it), else see
+    :func:`shown_file`.
+    """
+    spec, problems = _load(Path(job_dir), root, shown)
     if problems or spec is None:
         raise SpecError(problems)
     return spec
 
 
-def validate_pipeline(job_dir: str | Path, *, root: Path | None = None) -> list[Problem]:
+def validate_pipeline(job_dir: str | Path, *, root: Path | None = None, shown: str | None = None) -> list[Problem]:
     """Every problem of ``job_dir`` (empty when it is valid), in file order."""
-    return _load(Path(job_dir), root)[1]
+    return _load(Path(job_dir), root, shown)[1]
 
 
-def _load(job_dir: Path, root: Path | None) -> tuple[PipelineSpec | None, list[Problem]]:
+def _load(job_dir: Path, root: Path | None, shown: str | None = None) -> tuple[PipelineSpec | None, list[Problem]]:
     path = job_dir.resolve()
-    source = read_source(path, MAIN_FILE)
+    job = _job_name(path, root)
+    inside = root if job is not None else None  # a job outside the root gets its own problem below
+    source = read_source(path, MAIN_FILE, shown=shown or shown_file(job_dir, root), root=inside)
     if isinstance(source, list):
         return None, source
     ck = Checker(source)
-    job = _job_name(ck, path, root)
-    spec = _Pipeline(ck).build(job=job, path=path)
+    if job is None:
+        ck.problems.append(
+            Problem(source.file, 0, 0, "", f"{str(path)!r} is not inside the pipelines root {str(root)!r}")
+        )
+    spec = _Pipeline(ck).build(job=job or path.name, path=path)
     ck.problems.sort(key=lambda p: (p.line, p.column))
     return (None if ck.problems else spec), ck.problems
 
 
-def _job_name(ck: Checker, path: Path, root: Path | None) -> str:
+def _relative(path: Path, root: Path | None) -> str | None:
+    """The job's path under ``root`` ("team/job", "." for the root itself); None without a root or outside it."""
+    if root is None:
+        return None
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _job_name(path: Path, root: Path | None) -> str | None:
+    """The job's name: its path under ``root`` (None when it is not under it), else its directory's name."""
     if root is None:
         return path.name
-    try:
-        job = path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        ck.problems.append(
-            Problem(MAIN_FILE, 0, 0, "", f"{str(path)!r} is not inside the pipelines root {str(root)!r}")
-        )
-        return path.name
+    job = _relative(path, root)
     return path.name if job == "." else job
+
+
+def shown_file(job_dir: Path, root: Path | None) -> str:
+    """``main.yml`` as the user named it: under the job's path in the pipelines root (what a client sends:
+    ``team/job/main.yml``), else under the directory as given on the command line (``samples/hello/main.yml``)."""
+    job = _relative(job_dir.resolve(), root)
+    return (Path(job) / MAIN_FILE).as_posix() if job is not None else (job_dir / MAIN_FILE).as_posix()
 
 
 def _written(raw: Any, key: Key) -> str:
@@ -91,6 +112,7 @@ class _Pipeline:
         self._names()
         deps = [self._depends(i) for i in range(len(self.tasks))]
         self._variables()
+        self._mounts()
         self._cycles(deps)
         if self.ck.problems:
             return None
@@ -169,6 +191,18 @@ class _Pipeline:
                 for path, text in _strings(self._path(i, field), task.get(field)):
                     for message, hint in variable_problems(text):
                         self.ck.report(path, message, hint)
+
+    def _mounts(self) -> None:
+        """A mount without ``claim`` places a volume defined elsewhere: an ``ephem_volume`` of the same name."""
+        for i, task in enumerate(self.tasks):
+            ephemeral = {e.name for e in task.get("ephem_volumes", ())}
+            path = self._path(i, "mounts")
+            listed = isinstance(task.get("mounts"), tuple) and isinstance(self.raw_tasks[i].get(path[-1]), list)
+            for j, mount in enumerate(task.get("mounts", ())):
+                if mount.claim is None and mount.name not in ephemeral:
+                    where = (*path, j) if listed else path
+                    hint = f"add 'claim: <pvc>' or an ephem_volume named {mount.name!r}"
+                    self.ck.report(where, f"mount {mount.name!r} has no claim and names no ephem_volume", hint)
 
     def _cycles(self, deps: list[tuple[str, ...]]) -> None:
         graph = {name: deps[i] for name, i in self.index.items()}  # first definitions only

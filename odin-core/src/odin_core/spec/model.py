@@ -27,8 +27,12 @@ class Mount:
 
 @dataclass(frozen=True)
 class EphemVolume:
+    """An emptyDir volume. Mounted at ``path`` when it has one, and wherever a ``mount`` without ``claim`` names
+    it (the first Odin's way: ``ephem_volume: {name: dshm, medium: Memory}`` + ``mount: {name: dshm, path:
+    /dev/shm}``)."""
+
     name: str
-    path: str
+    path: str | None = None
     type: str = "emptyDir"
     medium: str | None = None
     size_limit: str | None = None

@@ -1,9 +1,15 @@
 """A spec as JSON-safe data and back, exactly: the engine stores the instantiated spec on the run record and
 rebuilds the run from it after a restart, so nothing may be lost or change type on the way.
 
+The data is also a pipeline file: every task field is spelled as in ``main.yml`` (``timeout``, ``retries:
+{limit, backoff, factor, max_backoff}``), and the extra top-level keys (``format``, ``job``, ``path``,
+``locations``) are ignored by the loader, so what ``odin show`` prints validates when saved as ``main.yml`` and
+loads back to the same tasks.
+
 Tuples become lists and come back as tuples; ``path`` is a string; ``locations`` are kept (small, and they
 let run-time errors point at the file). Missing optional keys take their defaults, so records written before
-a field existed still load.
+a field existed still load, and so do records written with the attribute names (``timeout_s``, ``backoff_s``,
+``max_backoff_s``) of earlier versions.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ from .model import (
 )
 
 FORMAT_VERSION = 1
+# TaskSpec / RetryPolicy attribute -> the key a pipeline file spells it with, where they differ.
+_TASK_KEYS = {"timeout_s": "timeout"}
+_RETRY_KEYS = {"backoff_s": "backoff", "max_backoff_s": "max_backoff"}
+_TASK_ATTRS = {v: k for k, v in _TASK_KEYS.items()}
+_RETRY_ATTRS = {v: k for k, v in _RETRY_KEYS.items()}
 _LISTS = {"mounts": Mount, "ephem_volumes": EphemVolume, "secrets": SecretMount, "config_maps": ConfigMapMount}
 _OBJECTS = {"cpu": Resources, "memory": Resources, "security_context": SecurityContext, "retries": RetryPolicy}
 
@@ -58,7 +69,7 @@ def spec_to_dict(spec: PipelineSpec) -> dict[str, Any]:
         "path": str(spec.path) if spec.path is not None else None,
         "max_parallel": spec.max_parallel,
         "on_failure": spec.on_failure,
-        "tasks": [_plain(t) for t in spec.tasks],
+        "tasks": [_task_doc(t) for t in spec.tasks],
         "locations": {k: [loc.file, loc.line, loc.column] for k, loc in spec.locations.items()},
     }
 
@@ -76,10 +87,20 @@ def spec_from_dict(data: dict[str, Any]) -> PipelineSpec:
     )
 
 
+def _task_doc(task: TaskSpec) -> dict[str, Any]:
+    """A task as a pipeline file writes it."""
+    doc = {_TASK_KEYS.get(k, k): v for k, v in _plain(task).items()}
+    doc["retries"] = {_RETRY_KEYS.get(k, k): v for k, v in doc["retries"].items()}
+    return doc
+
+
 def _task(data: dict[str, Any]) -> TaskSpec:
     known = {f.name for f in dataclasses.fields(TaskSpec)}
     values: dict[str, Any] = {}
-    for key, value in data.items():
+    for written, value in data.items():
+        key = _TASK_ATTRS.get(written, written)
+        if key == "retries" and isinstance(value, dict):
+            value = {_RETRY_ATTRS.get(k, k): v for k, v in value.items()}
         if key not in known:
             continue  # written by a newer version: ignore rather than fail a restart
         if key in _LISTS:

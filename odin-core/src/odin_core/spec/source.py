@@ -53,19 +53,28 @@ class Source:
         return Problem(self.file, line, column, format_path(path), message, hint)
 
 
-def read_source(job_dir: Path, file: str) -> Source | list[Problem]:
-    """Parse ``job_dir/file``; on a missing file or a YAML error, the single problem that stops loading."""
+def read_source(
+    job_dir: Path, file: str, *, shown: str | None = None, root: Path | None = None
+) -> Source | list[Problem]:
+    """Parse ``job_dir/file``; on a missing file or a YAML error, the single problem that stops loading.
+
+    Problems name the file as ``shown`` (the path the user gave). With ``root``, a file whose resolved path
+    leaves it (a link to ``/etc/passwd``) is refused unread.
+    """
     target = job_dir / file
+    shown = shown or file
     if not job_dir.is_dir():
-        return [Problem(file, 0, 0, "", f"pipeline directory {str(job_dir)!r} does not exist or is not a directory")]
+        return [Problem(shown, 0, 0, "", f"pipeline directory {str(job_dir)!r} does not exist or is not a directory")]
     if not target.is_file():
         hint = f"a pipeline directory holds its definition in {file}"
-        return [Problem(file, 0, 0, "", f"no {file} in pipeline directory {str(job_dir)!r}", hint)]
+        return [Problem(shown, 0, 0, "", f"no {file} in pipeline directory {str(job_dir)!r}", hint)]
+    if root is not None and not target.resolve().is_relative_to(root.resolve()):
+        return [Problem(shown, 0, 0, "", f"{file} is a link to a file outside the pipelines root {str(root)!r}")]
     try:
         text = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return [Problem(file, 0, 0, "", f"cannot read {file}: {e}")]
-    return parse_source(text, file)
+        return [Problem(shown, 0, 0, "", f"cannot read {file}: {e}")]
+    return parse_source(text, shown)
 
 
 def parse_source(text: str, file: str) -> Source | list[Problem]:
@@ -87,11 +96,25 @@ def parse_source(text: str, file: str) -> Source | list[Problem]:
     return source
 
 
+_OPENERS = {  # contexts whose mark is where something was opened and never closed
+    "while parsing a flow sequence": "this '[' is not closed",
+    "while parsing a flow mapping": "this '{' is not closed",
+    "while scanning a quoted scalar": "this quote is not closed",
+}
+
+
 def _yaml_problem(e: yaml.MarkedYAMLError, file: str) -> Problem:
-    mark = e.problem_mark or e.context_mark
+    """The YAML error at the place to fix: an unclosed bracket or quote where it was opened (the parser only
+    notices on a later line), anything else where the parser stopped."""
+    opened = _OPENERS.get(str(e.context)) if e.context_mark is not None else None
+    mark = e.context_mark if opened else e.problem_mark or e.context_mark
+    if opened:
+        after = f" at line {e.problem_mark.line + 1}" if e.problem_mark is not None else ""
+        message = f"invalid YAML: {opened} ({e.problem}{after})"
+    else:
+        message = "invalid YAML: " + (" ".join(str(m) for m in (e.context, e.problem) if m) or "syntax error")
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    message = " ".join(str(m) for m in (e.context, e.problem) if m) or "invalid YAML"
-    return Problem(file, line, column, "", f"invalid YAML: {message}", "check indentation, quotes and colons")
+    return Problem(file, line, column, "", message, "check indentation, quotes and colons")
 
 
 class _Recursive(Exception):
