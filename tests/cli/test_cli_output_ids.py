@@ -28,7 +28,8 @@ def test_validate_json_and_yaml(odin, make_job) -> None:
     good, bad = make_job(PAIR), make_job("tasks:\n  - {name: a, image: x}\n", name="bad")
     records = odin.json("validate", str(good), str(bad), code=1)
     assert [(r["job"], r["valid"], r["tasks"]) for r in records] == [(str(good), True, 2), (str(bad), False, 0)]
-    assert records[1]["problems"][0]["file"] == "main.yml" and "command" in records[1]["problems"][0]["message"]
+    problem = records[1]["problems"][0]
+    assert problem["file"] == str(bad / "main.yml") and "command" in problem["message"]  # the path as given
     assert yaml.safe_load(odin("validate", str(good), "-o", "yaml").stdout)[0]["valid"] is True
 
 

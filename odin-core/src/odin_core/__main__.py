@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -100,26 +99,14 @@ async def _serve(args: argparse.Namespace) -> None:
         jwt_secret=_secret(args.jwt_secret_file, env.get("ODIN_JWT_SECRET"), "JWT secret"),
     )
     service.check()
-    if not service.root_path.is_dir():
-        raise InvalidRequest(
-            f"--root-path {args.root_path} is not a directory; give the directory that holds your pipelines"
-        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        async with await Odin.open(settings, root=service.root_path) as odin, serve_odin(odin, service) as server:
-            print(f"odin-core {__version__} serving {server.url} (root {service.root_path})", flush=True)
-            await stop.wait()
-            logging.getLogger("odin").info("shutting down: runs keep going and are adopted on restart")
-    except OSError as e:
-        if e.errno != errno.EADDRINUSE:
-            raise
-        raise InvalidRequest(
-            f"port {service.port} on {service.host} is already in use (another odin-core serve?); "
-            "pick another with --port, or stop the process that holds it"
-        ) from None
+    async with await Odin.open(settings, root=service.root_path) as odin, serve_odin(odin, service) as server:
+        print(f"odin-core {__version__} serving {server.url} (root {service.root_path})", flush=True)
+        await stop.wait()
+        logging.getLogger("odin").info("shutting down: runs keep going and are adopted on restart")
 
 
 def main(argv: list[str] | None = None) -> int:
