@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup cluster-up cluster-down clean
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup cluster-up cluster-down clean gpu-check-deps
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -19,10 +19,10 @@ help:
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
-$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml requirements-dev.txt
+$(STAMP): odin-core/pyproject.toml odin-client/pyproject.toml odin-http/pyproject.toml midgard/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./odin-core -e ./odin-client -e ./odin-http -e ./midgard
 	touch $@
 
 venv: $(STAMP)
@@ -34,7 +34,7 @@ test: venv k8s-build services http-setup
 	$(PY) -m pytest
 
 test-fast: venv services http-setup
-	$(PY) -m pytest --ignore=tests/k8s
+	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s
 
 check: venv
 	$(VENV)/bin/ruff check .
@@ -63,6 +63,11 @@ cluster-up: venv k8s-build
 
 cluster-down: venv
 	$(PY) tools/k8s/cluster.py down
+
+# The agent's dependencies alone, in a folder to carry to a GPU machine (midgard/tools/gpu_check.sh, docs/midgard.md)
+gpu-check-deps: venv
+	rm -rf .gpu-deps
+	$(PY) -m pip install -q --target .gpu-deps nvidia-ml-py psutil aiohttp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

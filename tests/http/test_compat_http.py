@@ -16,13 +16,19 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ADMIN, ADMIN_PASSWORD, Running
 from test_api import FLAKY, HELLO
 
 CLIENT = "odin-api==0.7.6"
-SHIM = "import collections, collections.abc\ncollections.MutableMapping = collections.abc.MutableMapping\n"
+# every collections.abc name old code took from collections (mead-baseline: MutableMapping; odin-gpus: Sequence)
+SHIM = (
+    "import collections, collections.abc\n"
+    "for _n in collections.abc.__all__:\n"
+    "    setattr(collections, _n, getattr(collections, _n, None) or getattr(collections.abc, _n))\n"
+)
 VENV = Path(os.environ.get("ODIN_COMPAT_VENV", "~/.cache/odin/compat-http/venv")).expanduser()
 
 
@@ -39,8 +45,8 @@ def legacy_bin() -> Path:
             if os.environ.get("CI"):
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
-        for site in VENV.glob("lib/python*/site-packages"):
-            (site / "sitecustomize.py").write_text(SHIM)
+    for site in VENV.glob("lib/python*/site-packages"):  # rewritten each session: the shim may have grown
+        (site / "sitecustomize.py").write_text(SHIM)
     return bin_dir
 
 
@@ -117,3 +123,35 @@ async def test_a_failed_run_reads_back_in_the_first_clients_shapes(
     out = await legacy(legacy_bin, gw, tmp_path, "odin-events", run_id)
     assert "Warning" in out and "Failed" in out
     assert sys.version_info >= (3, 11)
+
+
+async def test_odin_gpus_lists_every_gpu_reported_by_the_node_agents(
+    make_gateway: Any, legacy_bin: Path, tmp_path: Path
+) -> None:
+    """The first client's `odin-gpus` reads /v1/nodes (the node module, docs/midgard.md), whatever a board lacks:
+    reports of every recorded board (read through the real pynvml) pushed as agents push them."""
+    from midgard import report
+    from midgard.nvml import NvmlReader
+    from midgard.testing import fake_nvml
+    from odin_http.nodes import NodesSettings
+
+    tokens = tmp_path / "node-tokens"
+    tokens.write_text("node-secret\n")
+    gw = await make_gateway(modules={"nodes": NodesSettings(token_file=str(tokens), kube_api_url="none")})
+    reports = []
+    for i, name in enumerate(fake_nvml.board_names()):
+        with fake_nvml.installed(fake_nvml.load_board(name)):
+            reader = NvmlReader()
+            raw = reader.read()
+            reader.close()
+        facts = {pid: report.ProcFacts("python") for pid in report.all_pids(raw)}
+        ident = report.Identity(f"node-{i}", f"node-{i}", "", "a", 1.0, "test")
+        reports.append(report.build_report(ident, raw, facts=facts, pods={}, system={}, seq=1, now=1e9))
+    status, body = await gw.call("POST", "/v1/nodes/reports", json={"reports": reports},
+                                 headers={"Authorization": "Bearer node-secret"})  # fmt: skip
+    assert status == 202, body
+    out = await legacy(legacy_bin, gw, tmp_path, "odin-gpus")
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("node-")]
+    assert len(rows) == sum(len(r["gpus"]) for r in reports)
+    assert any("RTX 3050" in r[2] and "0/115W" in r[4] for r in rows)  # no power reading: shown as 0, no crash
+    assert any("A100-SXM4-80GB" in r[2] and "68/400W" in r[4] and "22374M" in r[6] for r in rows)

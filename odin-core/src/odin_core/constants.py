@@ -35,3 +35,12 @@ MAX_OUTPUTS_BYTES = 4096  # the kubelet's termination message limit
 
 # Local run layout under the run directory.
 RUN_META_DIR = ".odin"
+LOCAL_ATTEMPTS_DIR = "attempts"  # <run>/.odin/attempts/<task>.<attempt>/: one local attempt's records
+LOCAL_CLAIM_FILE = "supervisor.json"  # created exclusively: the attempt is claimed; names its supervisor
+LOCAL_TASK_FILE = "task.json"  # the task process, written once it started
+LOCAL_RESULT_FILE = "result.json"  # exit code, end time and outputs, written when it ended
+
+# Node agents (midgard) and the gateway that aggregates their reports.
+MIDGARD_PORT = 29999  # each agent's own HTTP port: GET /v1/gpus, /metrics
+NODE_REPORTS_PATH = "/v1/nodes/reports"  # where agents POST their reports on the gateway
+NODE_REPORT_VERSION = 1  # the "version" of a node report; the gateway refuses versions it does not know

@@ -32,12 +32,29 @@ class EngineSettings:
     """How long a stop that took over a run waits for it to wind down (its tasks to be killed)."""
 
 
+# What a local task inherits from the core's environment: harmless basics only, never the core's
+# secrets (ODIN_TOKEN, ODIN_JWT_SECRET, a store URL with a password, cloud credentials).
+LOCAL_TASK_ENV = (
+    "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TERM",
+    "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     kill_grace_s: float = 5.0
     """SIGTERM, then SIGKILL after this long."""
     gpu_policy: str = "warn"
     """What to do when a task asks for more GPUs than this machine has: "warn" (run on CPU) or "fail"."""
+    task_env: tuple[str, ...] = LOCAL_TASK_ENV
+    """Variables of the core's environment a task inherits (``NAME`` or a ``PREFIX*``); nothing else is passed.
+
+    A task gets these, ``PATH`` (the bin directory of Odin's interpreter first), the ``ODIN_*`` task
+    variables and its own ``env``. Names starting with ``ODIN_`` are never inherited, even when listed.
+    """
+    pass_env: tuple[str, ...] = ()
+    """More names (or ``PREFIX*``) to inherit, from ``ODIN_LOCAL_PASS_ENV`` (comma-separated), e.g.
+    ``WANDB_API_KEY,HF_*``: how a secret the tasks need reaches them without being written in a pipeline."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +125,14 @@ class Settings:
             "executor": env.get("ODIN_EXECUTOR", "local"),
             "engine": engine_from_env(env),
             "kubernetes": kubernetes_from_env(env),
+            "local": LocalSettings(pass_env=_names(env.get("ODIN_LOCAL_PASS_ENV", ""))),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def engine_from_env(env: Mapping[str, str]) -> EngineSettings:

@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "odin_http.routes.pipelines",
     "odin_http.routes.resources",
     "odin_http.routes.jobs",
+    "odin_http.nodes",  # midgard agents' reports: /v1/nodes, /v1/gpus, GPU timelines (docs/midgard.md)
 )
 
 

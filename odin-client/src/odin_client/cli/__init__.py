@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from .commands_drive import drive_cmd
 from .commands_gateway import GATEWAY_COMMANDS
+from .commands_gpus import gpus_cmd, nodes_cmd, top_cmd
 from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
 from .commands_run import resubmit_cmd, run_cmd
 from .commands_spec import show_cmd, validate_cmd
@@ -141,6 +142,8 @@ COMMANDS = (
 for command in COMMANDS:
     cli.add_command(command)
 for command in GATEWAY_COMMANDS:  # login, logout, push, jobs, history, user: the HTTP gateway's (--server https://…)
+    cli.add_command(command)
+for command in (gpus_cmd, nodes_cmd, top_cmd):  # the cluster's GPUs, from the gateway (commands_gpus.py)
     cli.add_command(command)
 
 

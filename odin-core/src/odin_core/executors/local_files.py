@@ -1,0 +1,168 @@
+"""Where a local run keeps its files, and what the executor reads back from them.
+
+``<run>/.odin/logs/<task>.log``: stdout and stderr of every attempt (later ones under a header).
+``<run>/.odin/outputs/<task>.<attempt>.json``: the file ``$ODIN_OUTPUTS`` names.
+``<run>/.odin/attempts/<task>.<attempt>/``: the records of one attempt's supervisor (see
+``local_supervisor``): the claim, the task process, the result.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import constants as C
+from ..model import AttemptUpdate, TaskStatus
+
+Key = tuple[str, str, int]  # run id, task name, attempt
+
+
+def log_path(run_path: str | Path, task: str) -> Path:
+    return Path(run_path) / C.RUN_META_DIR / "logs" / f"{task}.log"
+
+
+def outputs_path(run_path: str | Path, task: str, attempt: int) -> Path:
+    return Path(run_path) / C.RUN_META_DIR / "outputs" / f"{task}.{attempt}.json"
+
+
+def attempts_dir(run_path: str | Path) -> Path:
+    return Path(run_path) / C.RUN_META_DIR / C.LOCAL_ATTEMPTS_DIR
+
+
+@dataclass(frozen=True)
+class AttemptFiles:
+    """The record files of one attempt."""
+
+    dir: Path
+
+    @classmethod
+    def of(cls, run_path: str | Path, task: str, attempt: int) -> AttemptFiles:
+        return cls(attempts_dir(run_path) / f"{task}.{attempt}")
+
+    @property
+    def claim(self) -> Path:
+        return self.dir / C.LOCAL_CLAIM_FILE
+
+    @property
+    def task(self) -> Path:
+        return self.dir / C.LOCAL_TASK_FILE
+
+    @property
+    def result(self) -> Path:
+        return self.dir / C.LOCAL_RESULT_FILE
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """What the records of one attempt say; None where a record does not exist (yet)."""
+
+    claim: dict[str, Any] | None
+    task: dict[str, Any] | None
+    result: dict[str, Any] | None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A record, or None when there is none (records are written whole: link or rename)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_state(files: AttemptFiles) -> AttemptState:
+    # The result first: a supervisor that ends between two reads is then seen with its claim.
+    result = read_json(files.result)
+    return AttemptState(read_json(files.claim), read_json(files.task), result)
+
+
+def list_attempts(run_path: str | Path) -> list[tuple[str, int]]:
+    """(task, attempt) of every attempt claimed under a run."""
+    try:
+        names = [p.name for p in attempts_dir(run_path).iterdir()]
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        task, _, attempt = name.rpartition(".")
+        if task and attempt.isdigit():
+            found.append((task, int(attempt)))
+    return found
+
+
+def final_update(key: Key, result: dict[str, Any], log_file: Path) -> AttemptUpdate:
+    """How an attempt ended, from its result record (the same for a live core and a restarted one)."""
+    if result.get("error"):
+        return AttemptUpdate(*key, TaskStatus.FAILED, message=str(result["error"]), permanent=True)
+    code = result.get("exit_code")
+    outputs, problem = parse_outputs(result)
+    if code == 0 and problem is None:
+        return AttemptUpdate(*key, TaskStatus.SUCCEEDED, exit_code=0, outputs=outputs)
+    message = problem or exit_message(code if isinstance(code, int) else -1, log_file)
+    return AttemptUpdate(*key, TaskStatus.FAILED, exit_code=code, message=message)
+
+
+def parse_outputs(result: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The task's outputs object, or a problem that fails the attempt."""
+    if "outputs_size" in result:
+        size = result["outputs_size"]
+        return {}, f"outputs are {size} bytes; the limit is {C.MAX_OUTPUTS_BYTES} (write large data to files)"
+    if "outputs_error" in result:
+        return {}, str(result["outputs_error"])
+    text = result.get("outputs")
+    if text is None:
+        return {}, None
+    try:
+        data = json.loads(text or "{}")
+    except ValueError as e:
+        return {}, f"${C.ENV_OUTPUTS} does not hold JSON: {e}"
+    if not isinstance(data, dict):
+        return {}, f"${C.ENV_OUTPUTS} must hold a JSON object, not {type(data).__name__}"
+    return data, None
+
+
+def exit_message(code: int, log_file: Path) -> str:
+    text = f"killed by signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
+    last = last_line(log_file)
+    return f"{text}: {last}" if last else text
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(path.stat().st_size - max_bytes, 0))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip() and not ln.startswith(ATTEMPT_HEADER_START)]
+    return lines[-1][:300] if lines else ""
+
+
+ATTEMPT_HEADER_START = "----- attempt"
+
+
+def attempt_header(attempt: int) -> str:
+    """The line above the log of every attempt after the first."""
+    return f"{ATTEMPT_HEADER_START} {attempt} -----\n" if attempt > 1 else ""
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def read_from(path: Path, offset: int) -> bytes:
+    if not path.exists():
+        return b""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read()
