@@ -4,7 +4,10 @@ Runs 10,000- and 100,000-task layered DAGs (each task depends on two tasks of th
 through the real engine and the real SQLite store, and reports total time, transitions per
 second and peak memory. A transition is one persisted task or run state change (one event).
 
-    .venv/bin/python bench/engine_bookkeeping.py [--sizes 10000 100000] [--json]
+    .venv/bin/python bench/engine_bookkeeping.py [--sizes 10000 100000] [--store URL] [--json]
+
+``--store`` runs on another store (e.g. ``postgresql://odin@127.0.0.1:PORT/bench`` from
+``python3 tools/services/launch.py postgres``) instead of a fresh SQLite file.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import layered_dag, machine, peak_rss_mib
 from odin_core.engine import Engine
 from odin_core.executors.instant import InstantExecutor
+from odin_core.store import JobStore, open_store
 from odin_core.store.sqlite import SqliteStore
 
 
-async def one(n: int, tmp: Path) -> dict[str, float]:
+async def one(n: int, tmp: Path, url: str = "") -> dict[str, float]:
     spec = layered_dag(n)
-    store = SqliteStore(tmp / f"bench-{n}.db")
-    await store.open()
+    store: JobStore = await open_store(url) if url else SqliteStore(tmp / f"bench-{n}.db")
+    if not url:
+        await store.open()
     engine = Engine(store, InstantExecutor(), root_path=tmp, data_path=tmp / "data")
     await engine.start(adopt=False)
     t0 = time.perf_counter()
@@ -54,12 +59,13 @@ async def one(n: int, tmp: Path) -> dict[str, float]:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file per size)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            results.append(await one(n, Path(tmp)))
+            results.append(await one(n, Path(tmp), args.store))
     if args.json:
         print(json.dumps({"machine": machine(), "results": results}, indent=2))
         return

@@ -1,11 +1,18 @@
-"""Kubernetes executor throughput: one-step pipelines per minute from one core process (kwok nodes).
+"""Kubernetes executor throughput and latency: one-step pipelines from one core process (kwok nodes).
 
-Side by side in one run: (1) the floor, the same pods created straight through the API with the
-same client-side rate limit and watched to completion; (2) Odin, one-step pipelines through the
-real Engine (SQLite store) and the Kubernetes executor. Prints pipelines/min, API requests per task,
-submit→Running p50/p99, and the CPU and memory of this process. Loopback only, bounded in time.
+Side by side in one run, with the same client and the same client-side rate limit:
+(1) the floor: the same objects created straight through the API, watched to completion, deleted;
+(2) Odin: one-step pipelines through the real Engine (SQLite store) and the Kubernetes executor, each
+run cleaned up (``cleanup``) as soon as it ends.
 
-    python bench/k8s_throughput.py [--pipelines 1000] [--qps 50 --burst 100] [--kubeconfig PATH]
+What is counted: the wall time runs from the first submission until the last object is deleted, so
+both columns include their clean-up deletes (the floor: create + delete per object; Odin: create, the
+log read of its capture, delete). CPU is this process's (user + system) over the same window.
+
+    python bench/k8s_throughput.py --pipelines 1000 --qps 1000 --burst 1000     # throughput, limit lifted
+    python bench/k8s_throughput.py --pipelines 1000                             # throughput at QPS 50
+    python bench/k8s_throughput.py --pipelines 300 --rate 10                    # latency at 10 pipelines/s
+    python bench/k8s_throughput.py --pipelines 200 --kind PyTorchJob --workers 2 --qps 1000 --burst 1000
 
 Without --kubeconfig a local control plane is started (tools/k8s, state in $ODIN_K8S_STATE).
 """
@@ -15,34 +22,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import resource
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile
 from odin_core.engine import Engine
-from odin_core.executors.kubernetes import KubernetesExecutor
+from odin_core.executors.base import Launch
+from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
-from odin_core.executors.kubernetes.resources import PODS
+from odin_core.executors.kubernetes.informer import Informer
+from odin_core.executors.kubernetes.podspec import PodOptions
+from odin_core.executors.kubernetes.resources import PODS, Resource
+from odin_core.executors.kubernetes.status import is_true
 from odin_core.model import AttemptUpdate, RunStatus, TaskStatus
 from odin_core.settings import KubernetesSettings
 from odin_core.spec.model import PipelineSpec, TaskSpec
+from odin_core.store import JobStore, open_store
 from odin_core.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 DURATION_ANNOTATION = "odin.ml/simulate-duration"
+IMAGE = "odin/task:bench"
 
 
-def usage() -> tuple[float, int]:
+def cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    rss_kib = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() // 1024
-    return ru.ru_utime + ru.ru_stime, rss_kib
+    return ru.ru_utime + ru.ru_stime
+
+
+def rss_mib() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+
+
+@dataclass
+class Result:
+    elapsed_s: float = 0.0
+    cpu_s: float = 0.0
+    rss_mib: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    done: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def per_min(self, n: int) -> float:
+        return n / self.elapsed_s * 60
 
 
 def cluster_kubeconfig(given: str | None) -> str:
@@ -60,93 +90,102 @@ def cluster_kubeconfig(given: str | None) -> str:
 def make_namespace(client: KubeClient) -> str:
     name = f"odin-bench-{uuid.uuid4().hex[:6]}"
     client.request_sync("create", "/api/v1/namespaces", body={"metadata": {"name": name}})
-    path = f"/api/v1/namespaces/{name}/serviceaccounts/default"
-    for _ in range(200):
+    for _ in range(300):
         try:
-            client.request_sync("get", path)
+            client.request_sync("get", f"/api/v1/namespaces/{name}/serviceaccounts/default")
             return name
         except Exception:
             time.sleep(0.1)
     raise TimeoutError("no default ServiceAccount")
 
 
+def the_task(kind: str, workers: int) -> TaskSpec:
+    return TaskSpec("step", IMAGE, ("run",), resource_type=kind, num_workers=workers)
+
+
+async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]]) -> None:
+    """``one(i)`` for i < n: all at once, or ``rate`` a second."""
+    if not rate:
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return
+    started, jobs = time.perf_counter(), []
+    for i in range(n):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        jobs.append(asyncio.ensure_future(one(i)))
+    await asyncio.gather(*jobs)
+
+
 # -- the floor ---------------------------------------------------------------------------------------
 
 
-def floor_pod(name: str, duration: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"odin.ml/run": "floor"}, "annotations": {DURATION_ANNOTATION: duration}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "odin/task:bench"}]},
-    }
+class Floor:
+    """Create the objects, watch them (one watch thread), delete each as soon as it is done."""
 
+    def __init__(self, client: KubeClient, ns: str, task: TaskSpec, duration: str) -> None:
+        self.client, self.ns, self.duration = client, ns, duration
+        self.handler = handler_for(task.resource_type)
+        assert self.handler is not None
+        self.resource: Resource = self.handler.resource
+        self.task = task
+        self.submitted: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.finished: dict[str, asyncio.Future[None]] = {}
+        self.loop = asyncio.get_running_loop()
 
-async def floor(client: KubeClient, ns: str, n: int, duration: str, timeout_s: float) -> dict:
-    """Create n pods (same rate limit), watch them to Succeeded, then delete them."""
-    submitted: dict[str, float] = {}
-    running: dict[str, float] = {}
-    done: set[str] = set()
-    finished = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    stop = threading.Event()
-
-    def on_event(obj: dict) -> None:
-        name, phase = obj["metadata"]["name"], (obj.get("status") or {}).get("phase")
-        if phase in ("Running", "Succeeded") and name in submitted:
-            running.setdefault(name, time.perf_counter())
-        if phase == "Succeeded":
-            done.add(name)
-            if len(done) >= n:
-                finished.set()
-
-    def watch() -> None:
-        listed = client.request_sync("list", PODS.path(ns), query={"limit": 1})
-        rv = listed["metadata"]["resourceVersion"]
-        query = {"watch": "true", "resourceVersion": rv, "timeoutSeconds": int(timeout_s)}
-        resp = client.stream_sync("watch", PODS.path(ns), query, timeout_s + 5)
-        buf = b""
-        for chunk in resp.stream(65536):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                loop.call_soon_threadsafe(on_event, json.loads(line)["object"])
-            if stop.is_set():
-                return
-
-    threading.Thread(target=watch, daemon=True).start()
-    await asyncio.sleep(0.3)
-    cpu0, _ = usage()
-    t0 = time.perf_counter()
-
-    async def create(i: int) -> None:
+    def manifest(self, i: int) -> dict[str, Any]:
+        """Exactly what Odin creates for the same task (its own handler makes it)."""
         name = f"floor-{i}"
-        submitted[name] = time.perf_counter()
-        await client.request("create", PODS.path(ns), body=floor_pod(name, duration))
+        launch = Launch(f"floor-{i}", self.task, 1, work_path="/", run_path="/")
+        opts = PodOptions({"odin.ml/run": "floor"}, {DURATION_ANNOTATION: self.duration}, (), self.handler.container)
+        return self.handler.manifests(launch, name, opts)[0]
 
-    await asyncio.gather(*(create(i) for i in range(n)))
-    await asyncio.wait_for(finished.wait(), timeout_s)
-    elapsed = time.perf_counter() - t0
-    cpu1, rss = usage()
-    stop.set()
-    await asyncio.gather(*(client.request("delete", PODS.path(ns, f"floor-{i}")) for i in range(n)))
-    lat = [running[k] - submitted[k] for k in running]
-    return {
-        "elapsed_s": elapsed,
-        "per_min": n / elapsed * 60,
-        "p50": percentile(lat, 50),
-        "p99": percentile(lat, 99),
-        "cpu_s": cpu1 - cpu0,
-        "rss_mib": rss / 1024,
-    }
+    def on_event(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if name not in self.submitted:
+            return
+        if self.resource == PODS:
+            phase = (obj.get("status") or {}).get("phase")
+            running, done = phase in ("Running", "Succeeded"), phase == "Succeeded"
+        else:
+            running, done = is_true(obj, "Running") or is_true(obj, "Succeeded"), is_true(obj, "Succeeded")
+        if running:
+            self.running.setdefault(name, time.perf_counter())
+        future = self.finished.get(name)
+        if done and future is not None and not future.done():
+            future.set_result(None)
+
+    async def one(self, i: int) -> None:
+        m = self.manifest(i)
+        name = m["metadata"]["name"]
+        self.finished[name] = self.loop.create_future()
+        self.submitted[name] = time.perf_counter()
+        await self.client.request("create", self.resource.path(self.ns), body=m)
+        await self.finished[name]
+        await self.client.request("delete", self.resource.path(self.ns, name))
+
+    async def run(self, n: int, rate: float | None) -> Result:
+        # One watch, resumed and relisted as needed (the executor's Informer: a watch the API server
+        # closes under load, e.g. for a slow reader, must not lose the floor its events).
+        watch = Informer(self.client, self.resource, self.ns, "odin.ml/run", lambda _kind, obj: self.on_event(obj))
+        watch.start()
+        await asyncio.wait_for(watch.synced.wait(), 60)
+        cpu0, t0 = cpu_s(), time.perf_counter()
+        await paced(n, rate, self.one)
+        elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+        watch.stop()
+        lat = [self.running[k] - self.submitted[k] for k in self.running]
+        return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests))
 
 
 # -- Odin ------------------------------------------------------------------------------------------------
 
 
-async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Path) -> dict:
-    store = SqliteStore(data / "odin.db")
-    await store.open()
+async def odin(
+    settings: KubernetesSettings, task: TaskSpec, n: int, rate: float | None, data: Path, store_url: str = ""
+) -> Result:
+    store: JobStore = await open_store(store_url) if store_url else SqliteStore(data / "odin.db")
+    if not store_url:
+        await store.open()
     executor = KubernetesExecutor(data / "runs", settings)
     engine = Engine(store, executor, root_path=data, data_path=data / "runs")
     await engine.start(adopt=False)
@@ -161,40 +200,78 @@ async def odin(settings: KubernetesSettings, n: int, timeout_s: float, data: Pat
             bound(update)
 
     executor._report = record
-    spec = PipelineSpec("bench", (TaskSpec("step", "odin/task:bench", ("run",)),), job="bench")
-    executor.informer(PODS)
-    await asyncio.sleep(0.3)
-    cpu0, _ = usage()
-    t0 = time.perf_counter()
+    spec = PipelineSpec("bench", (task,), job="bench")
+    await executor.informer(PODS)
+    await executor.informer(executor_resource(task))
+    await asyncio.sleep(0.5)
+    statuses: list[RunStatus] = []
 
-    async def one() -> RunStatus:
+    async def one(_i: int) -> None:
         t = time.perf_counter()
         run = await engine.submit(spec)
         submitted[run.run_id] = t
-        return (await engine.wait(run.run_id)).status
+        final = await engine.wait(run.run_id)
+        statuses.append(final.status)
+        await executor.cleanup(run.run_id, list(await store.get_tasks(run.run_id)))
 
-    statuses = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout_s)
-    elapsed = time.perf_counter() - t0
-    cpu1, rss = usage()
-    reads_before_cleanup = dict(executor.api_requests)
-    for run_id in submitted:
-        await executor.cleanup(run_id, list(await store.get_tasks(run_id)))
-    requests = executor.api_requests
-    lat = [running[k] - submitted[k] for k in running if k in submitted]
+    cpu0, t0 = cpu_s(), time.perf_counter()
+    await paced(n, rate, one)
+    elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    result = Result(elapsed, cpu, rss_mib(), [running[k] - submitted[k] for k in running if k in submitted])
+    result.done = sum(s is RunStatus.DONE for s in statuses)
+    result.requests = executor.api_requests
     await engine.close()
     await executor.close()
     await store.close()
-    return {
-        "elapsed_s": elapsed,
-        "per_min": n / elapsed * 60,
-        "p50": percentile(lat, 50),
-        "p99": percentile(lat, 99),
-        "cpu_s": cpu1 - cpu0,
-        "rss_mib": rss / 1024,
-        "done": sum(s is RunStatus.DONE for s in statuses),
-        "requests": requests,
-        "before_cleanup": reads_before_cleanup,
-    }
+    return result
+
+
+def executor_resource(task: TaskSpec) -> Resource:
+    handler = handler_for(task.resource_type)
+    assert handler is not None
+    return handler.resource
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+
+def bound_per_min(n: int, requests_per_task: int, qps: float, burst: int) -> float:
+    """The best a task of ``requests_per_task`` requests can do under the token bucket (no other cost)."""
+    seconds = max(n * requests_per_task - burst, 0) / qps
+    return float("inf") if seconds == 0 else n / seconds * 60
+
+
+def report(args: argparse.Namespace, f: Result, o: Result) -> None:
+    n = args.pipelines
+    print(f"{'':28}{'floor':>14}{'odin':>14}")
+    rows = [
+        ("pipelines/min", f.per_min(n), o.per_min(n), "{:.0f}"),
+        ("wall time incl. deletes (s)", f.elapsed_s, o.elapsed_s, "{:.1f}"),
+        ("submit->Running p50 (ms)", percentile(f.latencies, 50) * 1000, percentile(o.latencies, 50) * 1000, "{:.0f}"),
+        ("submit->Running p99 (ms)", percentile(f.latencies, 99) * 1000, percentile(o.latencies, 99) * 1000, "{:.0f}"),
+        ("CPU of this process (s)", f.cpu_s, o.cpu_s, "{:.2f}"),
+        ("CPU per pipeline (ms)", f.cpu_s / n * 1000, o.cpu_s / n * 1000, "{:.2f}"),
+        ("RSS of this process (MiB)", f.rss_mib, o.rss_mib, "{:.0f}"),
+    ]
+    for label, a, b, fmt in rows:
+        print(f"{label:28}{fmt.format(a):>14}{fmt.format(b):>14}")
+    req = {k: v for k, v in o.requests.items()}
+    per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
+    print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
+    print(f"odin / floor throughput: {o.per_min(n) / f.per_min(n):.1%}")
+    print(f"odin adds at p99: {(percentile(o.latencies, 99) - percentile(f.latencies, 99)) * 1000:.0f} ms")
+    if args.qps > 0:
+        per = round(per_task)
+        best = bound_per_min(n, per, args.qps, args.burst)
+        if best == float("inf"):
+            print(
+                f"QPS {args.qps:g}/burst {args.burst} lets all {n * per} requests go at once: the limit binds nothing"
+            )
+        else:
+            print(
+                f"best a {per}-request pipeline can do under QPS {args.qps:g}/burst {args.burst}: {best:.0f}/min; "
+                f"odin reaches {o.per_min(n) / best:.1%} of it"
+            )
 
 
 async def main() -> None:
@@ -202,23 +279,30 @@ async def main() -> None:
     ap.add_argument("--pipelines", type=int, default=1000)
     ap.add_argument("--qps", type=float, default=50.0)
     ap.add_argument("--burst", type=int, default=100)
+    ap.add_argument("--rate", type=float, help="submit this many pipelines a second (default: all at once)")
+    ap.add_argument("--kind", default="Pod", help="Pod, or a training kind (PyTorchJob) run by the real operator")
+    ap.add_argument("--workers", type=int, default=0, help="num_workers of the task (training kinds)")
     ap.add_argument("--duration", default="200ms", help="simulated run time of each pod (kwok)")
     ap.add_argument("--capture-logs", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--kubeconfig")
+    ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
     admin = KubeClient(load_api_client(base), KubernetesSettings(kubeconfig=kubeconfig, qps=0))
     ns = make_namespace(admin)
+    task = the_task(args.kind, args.workers)
     n = args.pipelines
+    pace = f"{args.rate:g}/s" if args.rate else "all at once"
     print(
-        f"{n} one-step pipelines, client QPS {args.qps:g} burst {args.burst}, pod run time {args.duration}, "
-        f"log capture {'on' if args.capture_logs else 'off'}, namespace {ns}"
+        f"{n} one-step pipelines ({args.kind}, {args.workers} workers), submitted {pace}, client QPS {args.qps:g} "
+        f"burst {args.burst}, pod run time {args.duration}, log capture {'on' if args.capture_logs else 'off'}, "
+        f"namespace {ns}"
     )
     try:
         limited = KubeClient(load_api_client(base), base)
-        f = await floor(limited, ns, n, args.duration, args.timeout)
+        f = await asyncio.wait_for(Floor(limited, ns, task, args.duration).run(n, args.rate), args.timeout)
         settings = KubernetesSettings(
             kubeconfig=kubeconfig,
             namespace=ns,
@@ -228,23 +312,10 @@ async def main() -> None:
             pod_annotations={DURATION_ANNOTATION: args.duration},
         )
         with tempfile.TemporaryDirectory() as tmp:
-            o = await odin(settings, n, args.timeout, Path(tmp))
+            o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
-    req = o["requests"]
-    writes = sum(v for k, v in req.items() if k in ("create", "delete", "patch", "update", "deletecollection"))
-    print(f"{'':24}{'floor (plain pods)':>20}{'odin':>14}")
-    print(f"{'pipelines/min':24}{f['per_min']:>20.0f}{o['per_min']:>14.0f}")
-    print(f"{'wall time (s)':24}{f['elapsed_s']:>20.1f}{o['elapsed_s']:>14.1f}")
-    print(f"{'submit->Running p50 (ms)':24}{f['p50'] * 1000:>20.0f}{o['p50'] * 1000:>14.0f}")
-    print(f"{'submit->Running p99 (ms)':24}{f['p99'] * 1000:>20.0f}{o['p99'] * 1000:>14.0f}")
-    print(f"{'CPU of this process (s)':24}{f['cpu_s']:>20.1f}{o['cpu_s']:>14.1f}")
-    print(f"{'RSS of this process (MiB)':24}{f['rss_mib']:>20.0f}{o['rss_mib']:>14.0f}")
-    print(f"odin runs DONE: {o['done']}/{n}; API requests: {req}")
-    print(
-        f"per task: {sum(req.values()) / n:.2f} requests, {writes / n:.2f} writes (create + delete at clean-up); "
-        f"before clean-up: {o['before_cleanup']}"
-    )
+    report(args, f, o)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import aiohttp
-from conftest import Running
+from http_support import Running
 
 PY = sys.executable
 
@@ -293,7 +293,7 @@ async def test_metrics_and_probes(gw: Running) -> None:
 
 
 async def test_secrets_never_appear_in_responses(gw: Running, caplog: Any) -> None:
-    from conftest import ADMIN_PASSWORD, CORE_SECRET, USER_SECRET
+    from http_support import ADMIN_PASSWORD, CORE_SECRET, USER_SECRET
 
     h = await gw.token()
     seen = []
@@ -320,7 +320,7 @@ async def test_a_live_stream_survives_a_core_restart(make_gateway: Any, odin: An
     reconnects and the client's stream resumes after the last seq it had: nothing lost, nothing twice."""
     import socket
 
-    from conftest import CORE_SECRET
+    from http_support import CORE_SECRET
     from odin_core.service import ServiceSettings, serve_odin
     from odin_http.settings import CoreSettings, Secret
 

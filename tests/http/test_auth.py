@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import ADMIN, ADMIN_PASSWORD, USER_SECRET, Running
+from http_support import ADMIN, ADMIN_PASSWORD, USER_SECRET, Running
 from odin_http.app import open_gateway
 from odin_http.settings import AuthSettings, Secret, ServerSettings
 
@@ -156,7 +156,7 @@ async def test_failed_logins_are_slowed_down_per_user_and_per_address(gw: Runnin
 
 
 async def test_the_root_admin_comes_only_from_a_secret(gw: Running, gateway_dsn: str, root: Any, core_url: str) -> None:
-    from conftest import gateway_settings
+    from http_support import gateway_settings
 
     settings = gateway_settings(root, gateway_dsn, core_url)
     no_secret = replace(settings, auth=replace(settings.auth, root_password=Secret("")))

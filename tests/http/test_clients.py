@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conftest import ADMIN, ADMIN_PASSWORD, Running
+from http_support import ADMIN, ADMIN_PASSWORD, Running
 from odin_client.http import HttpOdin, TokenCache
 from odin_client.remote import RemoteOdin
 from odin_core.model import RunStatus
@@ -67,7 +67,7 @@ async def test_the_python_client_drives_runs(gw: Running, tmp_path: Path) -> Non
 
 
 async def test_an_expired_access_token_is_refreshed(make_gateway: Any, tmp_path: Path) -> None:
-    from conftest import gateway_settings  # noqa: F401 - the settings of make_gateway
+    from http_support import gateway_settings  # noqa: F401 - the settings of make_gateway
 
     gw = await make_gateway()
     gw.gateway.issuer._s = replace(gw.gateway.issuer._s, access_ttl_s=1, leeway_s=0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN, ADMIN_PASSWORD, Running
+from http_support import ADMIN, ADMIN_PASSWORD, Running
 from test_api import FLAKY, HELLO
 
 CLIENT = "odin-api==0.7.6"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from conftest import Running
+from http_support import Running
 from odin_http.app import make_app
 from test_api import HELLO, follow, push, start
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Running
+from http_support import Running
 from test_api import HELLO, push
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -126,7 +126,6 @@ def objects_with_run_label(api: client.ApiClient, namespace: str, run_id: str) -
         ("kubeflow.org", "v1", "pytorchjobs"),
         ("kubeflow.org", "v1", "tfjobs"),
         ("kubeflow.org", "v1", "mpijobs"),
-        ("elastic.iml.github.io", "v1alpha1", "elasticjobs"),
     ):
         items = custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=selector)
         found += [f"{plural}/{o['metadata']['name']}" for o in items["items"]]

@@ -86,8 +86,8 @@ def pytorchjob(name: str, replica_specs) -> dict:
     }
 
 
-def replica(replicas=1) -> dict:
-    template = {"spec": {"containers": [{"name": "pytorch", "image": "odin/train:test"}]}}
+def replica(replicas=1, *, container: str = "pytorch") -> dict:
+    template = {"spec": {"containers": [{"name": container, "image": "odin/train:test"}]}}
     return {"replicas": replicas, "restartPolicy": "OnFailure", "template": template}
 
 
@@ -133,7 +133,8 @@ def test_launcher_status_reports_healthy(kube):
     result = subprocess.run([sys.executable, launcher, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = dict(line.split(maxsplit=1) for line in result.stdout.splitlines())
-    for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+    components = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "training-operator")
+    for component in components:
         assert lines[component].startswith("running"), result.stdout
     assert lines["cluster"] == "healthy"
     assert kube.kubeconfig in result.stdout
@@ -273,91 +274,124 @@ def test_valid_pytorchjob_is_stored(custom, namespace):
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("spec", "status", "message"),
     [
-        pytest.param({}, "spec.pytorchReplicaSpecs: Required value", id="missing-replica-specs"),
+        pytest.param({}, 422, "spec.pytorchReplicaSpecs: Required value", id="missing-replica-specs"),
         pytest.param(
             {"pytorchReplicaSpecs": {"Worker": replica("two")}},
-            "spec.pytorchReplicaSpecs.Worker.replicas: Invalid value",
+            422,
+            "spec.pytorchReplicaSpecs.Worker.replicas in body must be of type integer",
             id="replicas-not-integer",
         ),
         pytest.param(
             {"pytorchReplicaSpecs": {"Launcher": replica()}},
-            "replica types must be one of: Master, Worker",
+            403,
+            'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" denied the request: '
+            'spec.pytorchReplicaSpecs[Launcher]: Unsupported value: "Launcher"',
             id="unknown-replica-type",
         ),
         pytest.param(
-            {"pytorchReplicaSpecs": {"Worker": {"replicas": 1}}},
-            "spec.pytorchReplicaSpecs.Worker.template: Required value",
-            id="missing-template",
+            {"pytorchReplicaSpecs": {"Master": replica(container="main")}},
+            403,
+            "must have at least one container with name pytorch",
+            id="wrong-container-name",
+        ),
+        pytest.param(
+            {"pytorchReplicaSpecs": {"Master": replica(2)}},
+            403,
+            "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1",
+            id="two-masters",
         ),
     ],
 )
-def test_invalid_pytorchjob_is_rejected_by_api_server(custom, namespace, spec, message):
+def test_invalid_pytorchjob_is_rejected_by_the_real_crd_and_webhook(custom, namespace, spec, status, message):
+    """422: the operator's own CRD schema (API server); 403: the operator's validating webhook."""
     body = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "bad"}}
     body["spec"] = spec
     with pytest.raises(ApiException) as raised:
         custom.create_namespaced_custom_object(*KUBEFLOW, namespace, "pytorchjobs", body)
-    assert raised.value.status == 422
+    assert raised.value.status == status
     assert message in json.loads(raised.value.body)["message"]
 
 
 @pytest.mark.parametrize(
-    ("group", "version", "plural", "kind", "spec"),
+    ("plural", "kind", "spec"),
     [
-        ("kubeflow.org", "v1", "tfjobs", "TFJob", {"tfReplicaSpecs": {"Worker": replica()}}),
+        ("tfjobs", "TFJob", {"tfReplicaSpecs": {"Worker": replica(container="tensorflow")}}),
         (
-            "kubeflow.org",
-            "v1",
             "mpijobs",
             "MPIJob",
-            {"slotsPerWorker": 8, "mpiReplicaSpecs": {"Launcher": replica(), "Worker": replica()}},
-        ),
-        (
-            "elastic.iml.github.io",
-            "v1alpha1",
-            "elasticjobs",
-            "ElasticJob",
-            {"distributionStrategy": "AllreduceStrategy", "replicaSpecs": {"worker": replica()}},
+            {
+                "slotsPerWorker": 8,
+                "mpiReplicaSpecs": {"Launcher": replica(container="mpi"), "Worker": replica(container="mpi")},
+            },
         ),
     ],
-    ids=["tfjob", "mpijob", "elasticjob"],
+    ids=["tfjob", "mpijob"],
 )
-def test_other_training_crds_accept_valid_objects(custom, namespace, group, version, plural, kind, spec):
-    body = {
-        "apiVersion": f"{group}/{version}",
-        "kind": kind,
-        "metadata": {"name": "j"},
-        "spec": spec,
-    }
-    custom.create_namespaced_custom_object(group, version, namespace, plural, body)
-    stored = custom.get_namespaced_custom_object(group, version, namespace, plural, "j")
-    assert stored["spec"] == spec
+def test_other_training_crds_accept_valid_objects(custom, namespace, plural, kind, spec):
+    body = {"apiVersion": "kubeflow.org/v1", "kind": kind, "metadata": {"name": "j"}, "spec": spec}
+    custom.create_namespaced_custom_object(*KUBEFLOW, namespace, plural, body)
+    stored = custom.get_namespaced_custom_object(*KUBEFLOW, namespace, plural, "j")
+    field = next(k for k in spec if k.endswith("ReplicaSpecs"))
+    assert stored["spec"][field].keys() == spec[field].keys()
 
 
-def test_pytorchjob_replica_pod_completes_and_status_is_writable(core, custom, namespace):
-    """No operator runs: a test plays it, creating the replica pod and writing CR status."""
-    job = custom.create_namespaced_custom_object(
-        *KUBEFLOW, namespace, "pytorchjobs", pytorchjob("owner", {"Master": replica()})
+def job_has(kind: str) -> Callable:
+    return lambda job: any(
+        c["type"] == kind and c["status"] == "True" for c in (job.get("status") or {}).get("conditions") or []
     )
-    manifest = pod_manifest("owner-master-0", labels={"training.kubeflow.org/job-name": "owner"})
-    manifest["metadata"]["ownerReferences"] = [
-        {
-            "apiVersion": "kubeflow.org/v1",
-            "kind": "PyTorchJob",
-            "name": "owner",
-            "uid": job["metadata"]["uid"],
-            "controller": True,
-        }
-    ]
-    run_pod(core, namespace, manifest, phase_is("Succeeded"))
-    status = {
-        "conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}],
-        "replicaStatuses": {"Master": {"succeeded": 1}},
-    }
-    custom.patch_namespaced_custom_object_status(*KUBEFLOW, namespace, "pytorchjobs", "owner", {"status": status})
-    stored = custom.get_namespaced_custom_object(*KUBEFLOW, namespace, "pytorchjobs", "owner")
-    assert stored["status"]["replicaStatuses"]["Master"]["succeeded"] == 1
+
+
+def watch_job(custom, namespace: str, name: str, until: Callable) -> list:
+    """watch_until for a PyTorchJob (custom objects come as dicts)."""
+    args = (*KUBEFLOW, namespace, "pytorchjobs")
+    listed = custom.list_namespaced_custom_object(*args, **by_name(name))
+    seen = list(listed["items"])
+    if any(until(job) for job in seen):
+        return seen
+    rv = listed["metadata"]["resourceVersion"]
+    stream = watch.Watch().stream(
+        custom.list_namespaced_custom_object,
+        *args,
+        resource_version=rv,
+        timeout_seconds=WAIT_TIMEOUT_S,
+        **by_name(name),
+    )
+    for event in stream:
+        seen.append(event["object"])
+        if until(event["object"]):
+            return seen
+    raise AssertionError(f"{name}: condition not met within {WAIT_TIMEOUT_S}s; last states: {seen[-2:]}")
+
+
+def test_the_training_operator_runs_a_pytorchjob_on_kwok_nodes(core, custom, namespace):
+    """The real operator creates the replica pods (owned by the job, with its labels), kwok runs them,
+    and the operator writes Succeeded."""
+    custom.create_namespaced_custom_object(
+        *KUBEFLOW, namespace, "pytorchjobs", pytorchjob("ddp", {"Master": replica(), "Worker": replica(2)})
+    )
+    seen = watch_job(custom, namespace, "ddp", job_has("Succeeded"))
+    assert job_has("Created")(seen[-1]) and seen[-1]["status"]["replicaStatuses"]["Master"]["succeeded"] == 1
+    pods = core.list_namespaced_pod(namespace, label_selector="training.kubeflow.org/job-name=ddp").items
+    assert sorted(p.metadata.name for p in pods) == ["ddp-master-0", "ddp-worker-0", "ddp-worker-1"]
+    assert all(p.metadata.owner_references[0].kind == "PyTorchJob" for p in pods)
+    assert {p.metadata.labels["training.kubeflow.org/replica-type"] for p in pods} == {"master", "worker"}
+
+
+def test_a_failing_worker_fails_the_pytorchjob(custom, namespace):
+    """restartPolicy Never: one failed worker fails the job while the master still runs."""
+    master = replica()
+    master["template"]["metadata"] = {"annotations": {DURATION_ANNOTATION: "60s"}}
+    failing = replica()
+    failing["restartPolicy"] = "Never"
+    failing["template"]["metadata"] = {"annotations": {EXIT_CODE_ANNOTATION: "3", MESSAGE_ANNOTATION: "nccl"}}
+    custom.create_namespaced_custom_object(
+        *KUBEFLOW, namespace, "pytorchjobs", pytorchjob("bad", {"Master": master, "Worker": failing})
+    )
+    seen = watch_job(custom, namespace, "bad", job_has("Failed"))
+    failed = next(c for c in seen[-1]["status"]["conditions"] if c["type"] == "Failed")
+    assert "bad-worker-0" in failed["message"] or failed["reason"] == "PyTorchJobFailed", failed
 
 
 # --- cleanup by run label ----------------------------------------------------------------------

@@ -16,7 +16,6 @@ from odin_core.model import RunStatus, TaskStatus
 from odin_core.settings import KubernetesSettings
 from odin_core.spec import load_pipeline
 from odin_core.store.sqlite import SqliteStore
-from operator_sim import OperatorSim
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p.parent for p in (REPO / "samples").glob("*/main.yml"))
@@ -46,7 +45,6 @@ class Odin:
 
 @pytest.fixture
 async def odin(kube, namespace, tmp_path: Path):
-    sim = OperatorSim(kube.api_client, namespace).start()
     store = SqliteStore(tmp_path / "odin.db")
     await store.open()
     annotator = Annotator()
@@ -54,7 +52,6 @@ async def odin(kube, namespace, tmp_path: Path):
     executor = KubernetesExecutor(tmp_path / "data", settings, decorate=annotator)
     engine = Engine(store, executor, root_path=tmp_path / "jobs", data_path=tmp_path / "data")
     yield Odin(engine, executor, annotator, tmp_path / "jobs")
-    sim.stop()
     await engine.close()
     await executor.close()
     await store.close()

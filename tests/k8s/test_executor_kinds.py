@@ -11,7 +11,6 @@ from kubernetes import client
 from odin_core.errors import PermanentError
 from odin_core.model import TaskRecord, TaskStatus
 from odin_core.spec.model import Resources
-from operator_sim import OperatorSim
 
 RUN = "run-abc123"
 BATCH_KINDS = ["Pod", "Job", "PyTorchJob", "TFJob", "MPIJob", "ElasticJob"]
@@ -20,10 +19,9 @@ TRAINING = {"PyTorchJob", "TFJob", "MPIJob", "ElasticJob"}
 
 @pytest.fixture
 async def harness(kube, namespace, tmp_path: Path):
-    sim = OperatorSim(kube.api_client, namespace).start()
+    """The training kinds are run by the real Kubeflow training operator of the local control plane."""
     h = Harness(kube.kubeconfig, namespace, tmp_path / "data", pending_timeout_s=60)
     yield h
-    sim.stop()
     await h.executor.close()
 
 
@@ -148,25 +146,3 @@ async def test_follow_streams_a_running_task_until_it_ends(harness):
     record = TaskRecord(RUN, "follow", status=TaskStatus.RUNNING, attempt=1)
     lines = [line async for line in harness.executor.logs(record, follow=True)]
     assert any("odin fake container" in line for line in lines)
-
-
-async def test_recover_reattaches_to_live_objects_and_reports_lost_ones(kube, namespace, tmp_path):
-    first = Harness(kube.kubeconfig, namespace, tmp_path / "data")
-    first.annotator.per_task["slow"] = {**lasts(3), **outputs(ok=True)}
-    name = await first.executor.submit(first.launch(task("slow")))
-    await first.wait("slow", [TaskStatus.RUNNING])
-    await first.executor.close()  # the engine went away; the pod keeps running
-
-    second = Harness(kube.kubeconfig, namespace, tmp_path / "data")
-    try:
-        records = [
-            TaskRecord(RUN, "slow", status=TaskStatus.RUNNING, attempt=1, resource_id=name),
-            TaskRecord(RUN, "gone", status=TaskStatus.RUNNING, attempt=1, resource_type="Job"),
-        ]
-        await second.executor.recover(records)
-        lost = await second.wait("gone")
-        assert lost.status is TaskStatus.FAILED and lost.message.startswith("lost:")
-        done = await second.wait("slow")
-        assert done.status is TaskStatus.SUCCEEDED and done.outputs == {"ok": True}
-    finally:
-        await second.executor.close()

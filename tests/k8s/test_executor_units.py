@@ -9,14 +9,18 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from odin_core.errors import PermanentError, TemporaryError
 from odin_core.executors.base import Launch
-from odin_core.executors.kubernetes import names
+from odin_core.executors.kubernetes import adoption, names
+from odin_core.executors.kubernetes.attempts import Attempt
 from odin_core.executors.kubernetes.client import ApiError, TokenBucket, _retry_delay
 from odin_core.executors.kubernetes.handlers import handler_for
 from odin_core.executors.kubernetes.informer import Gone, Informer
 from odin_core.executors.kubernetes.podspec import PodOptions, pod_spec
+from odin_core.executors.kubernetes.resources import PYTORCHJOBS
 from odin_core.executors.kubernetes.status import parse_outputs, pod_observation
-from odin_core.model import TaskStatus
+from odin_core.executors.kubernetes.updates import no_controller, submit_error
+from odin_core.model import TaskRecord, TaskStatus
 from odin_core.settings import Settings
 from odin_core.spec.model import (
     ConfigMapMount,
@@ -97,7 +101,7 @@ def test_pod_spec_maps_every_task_field():
         pytest.param("pytjob", "pytorchReplicaSpecs", {"Master": 1, "Worker": 3}, id="pytorch"),
         pytest.param("tfjob", "tfReplicaSpecs", {"Chief": 1, "Worker": 3}, id="tf"),
         pytest.param("mpi", "mpiReplicaSpecs", {"Launcher": 1, "Worker": 3}, id="mpi"),
-        pytest.param("elastic", "replicaSpecs", {"worker": 3}, id="elastic"),
+        pytest.param("elastic", "pytorchReplicaSpecs", {"Worker": 3}, id="elastic"),
     ],
 )
 def test_training_kinds_have_todays_layouts(kind: str, field: str, replicas: dict[str, int]):
@@ -107,9 +111,13 @@ def test_training_kinds_have_todays_layouts(kind: str, field: str, replicas: dic
     specs = job["spec"][field]
     assert {k: v["replicas"] for k, v in specs.items()} == replicas
     assert all(v["restartPolicy"] == "Never" for v in specs.values())
-    worker = specs.get("Worker", specs.get("worker"))
+    assert job["spec"]["runPolicy"] == {"cleanPodPolicy": "None"}  # every replica's log is read at the end
+    worker = specs["Worker"]
     assert worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
     assert worker["template"]["metadata"]["labels"]["odin.ml/run"] == "r"
+    if kind == "elastic":
+        assert job["kind"] == "PyTorchJob"
+        assert job["spec"]["elasticPolicy"] == {"minReplicas": 3, "maxReplicas": 3, "rdzvBackend": "c10d"}
     if kind == "mpi":
         assert job["spec"]["slotsPerWorker"] == 4
         assert "resources" not in specs["Launcher"]["template"]["spec"]["containers"][0]
@@ -193,7 +201,7 @@ def test_429_retry_after_is_honoured():
 def test_a_410_in_the_watch_stream_means_relist():
     informer = Informer.__new__(Informer)
     with pytest.raises(Gone):
-        informer._handle({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}, "5")
+        informer._handle({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}, "5", [])
 
 
 def test_relist_reports_objects_deleted_while_disconnected():
@@ -201,9 +209,66 @@ def test_relist_reports_objects_deleted_while_disconnected():
     informer = Informer.__new__(Informer)
     informer.cache = {"a": {"metadata": {"name": "a", "resourceVersion": "1"}}}
     informer.on_event = lambda kind, obj: seen.append((kind, obj["metadata"]["name"]))
+    informer.wanted = lambda obj: True
     informer.resource = None  # type: ignore[assignment]
     informer._apply_sync([{"metadata": {"name": "b", "resourceVersion": "2"}}])
     assert seen == [("DELETED", "a"), ("ADDED", "b")]
+
+
+@pytest.mark.parametrize(
+    ("reference", "rec", "finding"),
+    [
+        pytest.param(True, {"resource_id": "x-1"}, "ADOPT", id="found"),
+        pytest.param(True, {}, "ADOPT", id="found-before-its-id-was-recorded"),
+        pytest.param(False, {"resource_id": "x-1"}, "LOST", id="gone"),
+        pytest.param(False, {}, "NEVER_STARTED", id="never-started"),
+    ],
+)
+def test_what_a_taking_over_core_makes_of_an_attempt(reference: bool, rec: dict, finding: str):
+    record = TaskRecord("run-1", "train", status=TaskStatus.PENDING, attempt=2, **rec)
+    obj = {"metadata": {"name": "run-1--train-2", "labels": names.identity_labels("run-1", "train", 2)}}
+    grouped = adoption.by_identity([obj] if reference else [])
+    found = adoption.decide(record, grouped.get(adoption.identity(record), []), [])
+    assert found.finding is adoption.Finding[finding]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "text"),
+    [
+        pytest.param(429, TemporaryError, "could not create", id="throttled"),
+        pytest.param(503, TemporaryError, "could not create", id="unavailable"),
+        pytest.param(0, TemporaryError, "could not create", id="connection-reset"),
+        pytest.param(422, PermanentError, "rejected by the API server: bad field", id="invalid"),
+        pytest.param(
+            404, PermanentError, "CustomResourceDefinition pytorchjobs.kubeflow.org is not installed", id="crd"
+        ),
+    ],
+)
+def test_create_failures_are_temporary_or_permanent(status: int, kind: type, text: str):
+    error = submit_error("PyTorchJob x", PYTORCHJOBS, ApiError(status, "Reason", "bad field"))
+    assert isinstance(error, kind) and text in str(error)
+
+
+def test_no_controller_message_names_the_kind_the_object_and_the_operator():
+    handler = handler_for("PyTorchJob")
+    assert handler is not None
+    attempt = Attempt(("r", "t", 1), handler, "r--t-1", {}, "/d")
+    assert no_controller(attempt, 60) == (
+        "no controller has acted on PyTorchJob r--t-1 for 60 s — is the Kubeflow training operator installed?"
+    )
+    assert not handler.controller_acted({"metadata": {}}, []) and handler.controller_acted({"status": {"a": 1}}, [])
+
+
+def test_elastic_bounds_come_from_the_task_env_and_are_checked():
+    handler = handler_for("ElasticJob")
+    assert handler is not None
+    env = {"ODIN_ELASTIC_MIN_REPLICAS": "1", "ODIN_ELASTIC_MAX_REPLICAS": "4"}
+    [job] = handler.manifests(launch(num_workers=2, resource_type="ElasticJob", env=env), "n", OPTS)
+    assert job["spec"]["elasticPolicy"]["minReplicas"] == 1 and job["spec"]["elasticPolicy"]["maxReplicas"] == 4
+    with pytest.raises(PermanentError, match="ODIN_ELASTIC_MIN_REPLICAS"):
+        handler.manifests(
+            launch(num_workers=2, resource_type="ElasticJob", env={"ODIN_ELASTIC_MIN_REPLICAS": "3"}), "n", OPTS
+        )
 
 
 def test_settings_from_env_understand_the_kubernetes_executor():
@@ -235,3 +300,18 @@ def test_the_custom_kind_sample_registers_a_working_handler():
     [job] = handler.manifests(launch(num_workers=2, resource_type="RayJob"), "n", OPTS)
     assert job["apiVersion"] == "ray.io/v1" and job["spec"]["entrypoint"].startswith("python train.py")
     assert handler.observe({"status": {"jobStatus": "SUCCEEDED"}}, []).status is TaskStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("kind", ["Job", "PyTorchJob"])
+def test_a_job_that_succeeded_waits_for_its_pods_end_to_read_the_outputs(kind: str):
+    """The job's watch can be ahead of the pods' watch: SUCCEEDED only with the pod's outputs."""
+    handler = handler_for(kind)
+    assert handler is not None
+    done = {"status": {"conditions": [{"type": "Complete" if kind == "Job" else "Succeeded", "status": "True"}]}}
+    labels = {"training.kubeflow.org/replica-type": "master", "training.kubeflow.org/replica-index": "0"}
+    pod = {**_pod("Running"), "metadata": {"name": "p", "labels": labels}}
+    assert handler.observe(done, [pod]).status is TaskStatus.RUNNING
+    finished = {**_pod("Succeeded", **_terminated(0, '{"m": 1}')), "metadata": {"name": "p", "labels": labels}}
+    finished["status"]["containerStatuses"][0]["name"] = handler.container
+    seen = handler.observe(done, [finished])
+    assert seen.status is TaskStatus.SUCCEEDED and seen.outputs == {"m": 1}

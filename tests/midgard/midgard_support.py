@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from midgard.settings import AgentSettings
@@ -46,6 +47,9 @@ def load_conftest(path: Any, name: str) -> Any:
     import importlib.util
     import sys
 
+    folder = str(Path(path).parent)  # its own support modules (http_support, ...) live beside it
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,5 +1,5 @@
 """Launcher for Odin's local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok simulating the nodes), built by tools/k8s/build.sh.
+kube-scheduler, kwok simulating the nodes, and the Kubeflow training operator), built by tools/k8s/build.sh.
 
     python tools/k8s/cluster.py up       # start (no-op when healthy); last stdout line: kubeconfig path
     python tools/k8s/cluster.py down     # stop every component by PID and delete the state dir
@@ -28,10 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from localk8s import bootstrap, components, processes
-from localk8s.kubeapi import ApiError
+from localk8s import operator as op
+from localk8s.kubeapi import ApiError, probe
 from localk8s.layout import KUBE_VERSION, Layout, Ports
 
 HERE = Path(__file__).resolve().parent
+ALL_NAMES = (*components.NAMES, op.NAME)
 
 
 class ClusterError(Exception):
@@ -48,6 +50,7 @@ class Settings:
 
     bin_dir: Path
     state_dir: Path
+    operator_dir: Path
     component_timeout_s: float = 60.0
     cluster_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
@@ -58,7 +61,8 @@ class Settings:
         cache_home = Path.home() / ".cache" / "odin"
         cache = Path(env.get("ODIN_K8S_CACHE") or cache_home / f"k8s-{KUBE_VERSION}")
         state = Path(env.get("ODIN_K8S_STATE") or cache_home / "cluster")
-        return cls(bin_dir=cache / "bin", state_dir=state)
+        operator = Path(env.get("ODIN_K8S_OPERATOR_CACHE") or cache_home / f"training-operator-{op.VERSION}")
+        return cls(bin_dir=cache / "bin", state_dir=state, operator_dir=operator)
 
 
 def log(message: str) -> None:
@@ -71,26 +75,35 @@ class Cluster:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.layout = Layout(self.settings.state_dir)
+        self.operator_files = op.OperatorFiles(self.settings.operator_dir)
 
     @property
     def kubeconfig(self) -> Path:
         return self.layout.kubeconfig
 
+    def binary(self, name: str) -> Path:
+        return self.operator_files.binary if name == op.NAME else self.settings.bin_dir / name
+
     def missing_binaries(self) -> list[str]:
-        return [n for n in components.NAMES if not (self.settings.bin_dir / n).is_file()]
+        missing = [n for n in ALL_NAMES if not self.binary(n).is_file()]
+        if not self.operator_files.crds:
+            missing.append(f"the training operator's CRDs in {self.operator_files.root}")
+        return missing
 
     def is_healthy(self) -> bool:
+        """Every component runs and answers, the training operator included (a cluster started by an
+        earlier version of this launcher, without it, is not healthy: `up` upgrades it in place)."""
         state = self._read_state()
-        if state is None or not self._all_alive(state):
+        if state is None or not self._base_alive(state) or not self._operator_alive(state):
             return False
-        ports = Ports(**state["ports"])
-        ok, _ = self.layout.admin_api(ports).probe("/readyz")
-        return ok
+        ok, _ = probe(op.readyz_url(op.OperatorPorts(**state["operator"]["ports"])))
+        return ok and self._base_ready(state)
 
     def status(self) -> dict[str, str]:
         """Component name -> human-readable state."""
-        pids = (self._read_state() or {}).get("pids", {})
-        return {name: self._describe(name, pids.get(name)) for name in components.NAMES}
+        state = self._read_state() or {}
+        pids = {**state.get("pids", {}), op.NAME: (state.get("operator") or {}).get("pid")}
+        return {name: self._describe(name, pids.get(name)) for name in ALL_NAMES}
 
     def up(self) -> Path:
         """Start the control plane unless a healthy one is running; returns the kubeconfig."""
@@ -117,10 +130,10 @@ class Cluster:
             return self.kubeconfig
         missing = self.missing_binaries()
         if missing:
-            raise BinariesMissing(
-                f"missing {', '.join(missing)} in {self.settings.bin_dir}: "
-                "run `bash tools/k8s/build.sh` (or `make cluster-up`)"
-            )
+            raise BinariesMissing(f"missing {', '.join(missing)}: run `bash tools/k8s/build.sh` (or `make cluster-up`)")
+        state = self._read_state()
+        if state is not None and self._base_alive(state) and self._base_ready(state):
+            return self._upgrade(state)
         self._down(quiet=True)
         started = time.monotonic()
         try:
@@ -132,6 +145,23 @@ class Cluster:
             self._stop_processes()
             raise
         log(f"control plane up in {time.monotonic() - started:.1f}s, state in {self.layout.root}")
+        return self.kubeconfig
+
+    def _upgrade(self, state: dict) -> Path:
+        """A running control plane without (a live) training operator: add it, keeping ports and kubeconfig,
+        so test sessions using the cluster carry on."""
+        log("control plane is running without the training operator: installing it in place")
+        ports = Ports(**state["ports"])
+        previous = (state.get("operator") or {}).get("pid")
+        if previous and self._alive(op.NAME, previous):  # another version
+            processes.stop([previous], timeout_s=self.settings.stop_timeout_s)
+        if not self.layout.component_kubeconfig(op.NAME).is_file():
+            bootstrap.add_client(self.layout, ports, op.NAME)
+        try:
+            bootstrap.update_nodes(self.layout, ports)
+            self._start_operator(ports, state["pids"])
+        except (ApiError, OSError, TimeoutError) as e:
+            raise ClusterError(f"the training operator did not start: {e}") from e
         return self.kubeconfig
 
     def _down(self, *, quiet: bool) -> None:
@@ -151,11 +181,24 @@ class Cluster:
             if spec.name in components.BLOCKING:
                 self._await(spec, procs[spec.name])
             if spec.name == "kube-apiserver":
-                bootstrap.install_objects(self.layout, ports, crds_dir=HERE / "crds")
+                bootstrap.install_objects(self.layout, ports)
         for spec in specs:
             if spec.name not in components.BLOCKING:
                 self._await(spec, procs[spec.name])
+        self._start_operator(ports, {n: p.pid for n, p in procs.items()})
+
+    def _start_operator(self, ports: Ports, pids: dict[str, int]) -> None:
+        """Install the operator's CRDs, certificate and webhooks, wait for the cluster, then start it."""
+        api = self.layout.admin_api(ports)
+        operator_ports = op.OperatorPorts.allocate()
+        op.install(api, self.operator_files, operator_ports)
         bootstrap.wait_cluster_ready(self.layout, ports, timeout_s=self.settings.cluster_timeout_s, report=log)
+        kubeconfig = self.layout.component_kubeconfig(op.NAME)
+        argv = op.argv(self.operator_files, kubeconfig, operator_ports)
+        proc = processes.spawn(argv, self.layout.log_file(op.NAME), env=op.environment())
+        self._write_state(ports, pids, operator={"pid": proc.pid, "ports": dataclasses.asdict(operator_ports)})
+        health = components.Spec(op.NAME, argv, lambda: probe(op.readyz_url(operator_ports)))
+        self._await(health, proc)
 
     def _await(self, spec: components.Spec, proc: subprocess.Popen) -> None:
         started = time.monotonic()
@@ -172,17 +215,26 @@ class Cluster:
         state = self._read_state()
         if not state:
             return
-        alive = {n: p for n, p in state["pids"].items() if self._alive(n, p)}
-        order = [n for n in reversed(components.NAMES) if n in alive]
+        pids = {**state["pids"], op.NAME: (state.get("operator") or {}).get("pid")}
+        alive = {n: p for n, p in pids.items() if self._alive(n, p)}
+        order = [n for n in reversed(ALL_NAMES) if n in alive]
         processes.stop([alive[n] for n in order], timeout_s=self.settings.stop_timeout_s)
         if not quiet:
             log(f"stopped {', '.join(order) or 'nothing (no component was running)'}")
 
     def _alive(self, name: str, pid: int | None) -> bool:
-        return pid is not None and processes.is_running(pid, self.settings.bin_dir / name)
+        return pid is not None and processes.is_running(pid, self.binary(name))
 
-    def _all_alive(self, state: dict) -> bool:
+    def _base_alive(self, state: dict) -> bool:
         return all(self._alive(n, state["pids"].get(n)) for n in components.NAMES)
+
+    def _base_ready(self, state: dict) -> bool:
+        ok, _ = self.layout.admin_api(Ports(**state["ports"])).probe("/readyz")
+        return ok
+
+    def _operator_alive(self, state: dict) -> bool:
+        info = state.get("operator") or {}
+        return info.get("version") == op.VERSION and self._alive(op.NAME, info.get("pid"))
 
     def _describe(self, name: str, pid: int | None) -> str:
         if pid is None:
@@ -195,8 +247,10 @@ class Cluster:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def _write_state(self, ports: Ports, pids: dict[str, int]) -> None:
-        state = {"ports": dataclasses.asdict(ports), "pids": pids, "kubeconfig": str(self.kubeconfig)}
+    def _write_state(self, ports: Ports, pids: dict[str, int], operator: dict | None = None) -> None:
+        state: dict = {"ports": dataclasses.asdict(ports), "pids": pids, "kubeconfig": str(self.kubeconfig)}
+        if operator is not None:
+            state["operator"] = {"version": op.VERSION, **operator}
         self.layout.state_file.write_text(json.dumps(state, indent=2))
 
 

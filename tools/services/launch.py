@@ -41,6 +41,7 @@ PG_USER = "odin"  # the superuser of every throwaway cluster (trust auth on loop
 SERVICE_ACCOUNT = "postgres"  # the system user the server runs as when we are root
 READY_TIMEOUT_S = 30.0
 START_ATTEMPTS = 3  # a free port can be taken between choosing it and binding it
+DURABILITY_OFF = ("fsync", "synchronous_commit", "full_page_writes")
 PG_SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "fsync": "off",
@@ -198,37 +199,24 @@ class Postgres:
     port: int = 0
     dir: Path = field(default_factory=Path)
     bindir: Path = field(default_factory=Path)
+    durable: bool = False
 
     @classmethod
-    def start(cls) -> Postgres:
+    def start(cls, *, durable: bool = False) -> Postgres:
+        """``durable``: keep fsync and synchronous commits on (a crash then loses nothing acknowledged)."""
         bindir = pg_bindir()
         template = pg_template(bindir)
         return _start_retrying(
-            "PostgreSQL", lambda: cls(port=free_port(), dir=new_instance_dir("pg"), bindir=bindir), template
+            "PostgreSQL",
+            lambda: cls(port=free_port(), dir=new_instance_dir("pg"), bindir=bindir, durable=durable),
+            template,
         )
 
     def _boot(self, template: Path) -> None:
         shutil.copytree(template, self.dir / "data", symlinks=True)
         os.chmod(self.dir / "data", 0o700)
         _chown_tree(self.dir)
-        options = " ".join(f"-c {k}={v}" for k, v in {**PG_SETTINGS, "port": str(self.port)}.items())
-        _run(
-            [
-                *_as_service_account(),
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.dir / "data"),
-                "-l",
-                str(self.dir / "log"),
-                "-w",
-                "-t",
-                str(int(READY_TIMEOUT_S)),
-                "-o",
-                f"{options} -k {self.dir}",
-                "start",
-            ],
-            "pg_ctl start",
-        )
+        self.restart()
         wait_listening(self.port, None, READY_TIMEOUT_S, self.dir / "log")
 
     @property
@@ -262,6 +250,45 @@ class Postgres:
     def running(self) -> bool:
         pid = _pg_pid(self.dir)
         return pid is not None and _alive(pid)
+
+    def crash(self) -> None:
+        """Stop the server at once (as a crash would), keeping its data, for ``restart`` (outage tests)."""
+        _run(
+            [
+                *_as_service_account(),
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            "pg_ctl stop",
+        )
+
+    def restart(self) -> None:
+        """Start a crashed server again on the same port and data (it recovers like after a power cut)."""
+        (self.dir / "data" / "postmaster.pid").unlink(missing_ok=True)
+        settings = {k: v for k, v in PG_SETTINGS.items() if not (self.durable and k in DURABILITY_OFF)}
+        options = " ".join(f"-c {k}={v}" for k, v in {**settings, "port": str(self.port)}.items())
+        _run(
+            [
+                *_as_service_account(),
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "-t",
+                str(int(READY_TIMEOUT_S)),
+                "-o",
+                f"{options} -k {self.dir}",
+                "start",
+            ],
+            "pg_ctl start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server and remove its directory (``mode``: fast, or immediate for a crash-like stop)."""
@@ -309,9 +336,10 @@ class FerretDB:
         binary = ferretdb_binary()
         return _start_retrying("FerretDB", lambda: cls(port=free_port(), dir=new_instance_dir("ferretdb")), binary)
 
-    def _boot(self, binary: Path) -> None:
-        (self.dir / "sqlite").mkdir()
-        (self.dir / "state").mkdir()
+    def _boot(self, binary: Path, *, fresh: bool = True) -> None:
+        if fresh:
+            (self.dir / "sqlite").mkdir()
+            (self.dir / "state").mkdir()
         log = self.dir / "log"
         cmd = [
             str(binary),
@@ -337,6 +365,16 @@ class FerretDB:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def crash(self) -> None:
+        """Kill the server (SIGKILL), keeping its data, for ``restart`` (outage tests)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        """Start a killed server again on the same port and data."""
+        self._boot(ferretdb_binary(), fresh=False)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``mode`` immediate: SIGKILL) and remove its directory."""

@@ -47,7 +47,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--kubeconfig", help="kubeconfig for --executor kubernetes [env ODIN_KUBECONFIG]")
     s.add_argument("--namespace", help="namespace for --executor kubernetes [env ODIN_NAMESPACE]")
     s.add_argument("--log-level", default="INFO")
+    m = sub.add_parser(
+        "migrate",
+        help="bring the job store's schema up to date (serve does this too at start)",
+        description="Apply the store's schema migrations and print its version. Example: "
+        "ODIN_STORE_PASSWORD_FILE=/run/secrets/pg odin-core migrate --store postgresql://odin@db/odin",
+    )
+    m.add_argument("--store", help="job store URL [env ODIN_STORE; default: SQLite under ODIN_HOME]")
+    m.add_argument("--home", type=Path, help="ODIN_HOME [env ODIN_HOME]")
+    m.add_argument("--log-level", default="WARNING")
     return p
+
+
+async def _migrate(args: argparse.Namespace) -> None:
+    from .settings import Settings
+    from .store import migrate_store
+
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in {"ODIN_STORE": args.store, "ODIN_HOME": args.home}.items() if v is not None})
+    settings = Settings.from_env(env)
+    print(await migrate_store(settings.store, settings.store_settings))
 
 
 def _refuse_secrets_in_argv(args: argparse.Namespace) -> None:
@@ -78,6 +97,7 @@ def _root(path: Path) -> Path:
 
 async def _serve(args: argparse.Namespace) -> None:
     from .api import Odin
+    from .retention import keep_for
     from .service import ServiceSettings, serve_odin
     from .settings import Settings
 
@@ -105,7 +125,8 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with await Odin.open(settings, root=service.root_path) as odin, serve_odin(odin, service) as server:
         print(f"odin-core {__version__} serving {server.url} (root {service.root_path})", flush=True)
-        await stop.wait()
+        async with keep_for(odin, settings.store_settings.retention_s):
+            await stop.wait()
         logging.getLogger("odin").info("shutting down: runs keep going and are adopted on restart")
 
 
@@ -114,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per connection is noise
     try:
-        _refuse_secrets_in_argv(args)
+        if args.command == "serve":
+            _refuse_secrets_in_argv(args)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args))
+            asyncio.run(_serve(args) if args.command == "serve" else _migrate(args))
     except OdinError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ class Odin:
         cls, settings: Settings | None = None, *, executor: Executor | None = None, root: Path | None = None
     ) -> Odin:
         settings = settings or Settings.from_env()
-        store = await open_store(settings.store)
+        store = await open_store(settings.store, settings.store_settings)
         return cls(settings, store, executor or make_executor(settings), root=root or Path.cwd())
 
     async def __aenter__(self) -> Odin:

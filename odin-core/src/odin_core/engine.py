@@ -81,6 +81,7 @@ class Engine:
         """Stop driving runs; they stay active in the store and their leases are released for a successor."""
         held = list(self._workers)
         await self._tasks.close()
+        await self.hub.close()
         self._workers.clear()
         try:
             await self.store.release(self.owner, held)

@@ -13,11 +13,13 @@ Each subscriber has a bounded queue (``queue_size``). Slow-consumer policy:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from .model import Event
 from .store.base import JobStore
+from .tasks import TaskSet
 
 DEFAULT_QUEUE = 1024
 REPLAY_PAGE = 500
@@ -58,12 +60,42 @@ class Hub:
         self.store = store
         self.queue_size = queue_size
         self._subs: set[_Sub] = set()
+        # events other processes commit to a shared store reach watchers here through a relay
+        self._published: dict[str, int] = {}  # run -> highest seq published (each event once)
+        self._relay = TaskSet("hub")
 
     def publish(self, events: list[Event]) -> None:
+        fresh = [ev for ev in events if ev.seq > self._published.get(ev.run_id, 0)]
+        for ev in fresh:
+            self._published[ev.run_id] = ev.seq
         for sub in list(self._subs):
-            for ev in events:
+            for ev in fresh:
                 if sub.run_id is None or sub.run_id == ev.run_id:
                     sub.offer(ev)
+
+    def _follow_others(self) -> None:
+        """While anyone watches, relay the events other cores commit (if the store has a feed)."""
+        if len(self._relay) == 0 and (feed := self.store.follow()) is not None:
+            self._relay.spawn(self._relay_feed(feed), "relay")
+
+    async def _relay_feed(self, feed: AsyncGenerator[tuple[str, int], None]) -> None:
+        async with contextlib.aclosing(feed):
+            async for run_id, after in feed:
+                if not self._subs:
+                    return  # nobody watches: the next watcher starts a new relay
+                if run_id:
+                    await self._relay_run(run_id, max(after, self._published.get(run_id, 0)))
+                else:  # the feed may have missed notices: catch up every run someone watches
+                    for watched in {s.run_id for s in self._subs if s.run_id}:
+                        await self._relay_run(watched, self._published.get(watched, 0))
+
+    async def close(self) -> None:
+        await self._relay.close()
+
+    async def _relay_run(self, run_id: str, after: int) -> None:
+        while page := await self.store.events(run_id, after_seq=after, limit=REPLAY_PAGE):
+            self.publish(page)
+            after = page[-1].seq
 
     async def watch(self, run_id: str | None, *, after_seq: int = 0) -> AsyncIterator[Event | Lagged]:
         """Events after ``after_seq``: the stored backlog, then live ones, in order, each once.
@@ -73,6 +105,7 @@ class Hub:
         """
         sub = _Sub(run_id, self.queue_size)
         self._subs.add(sub)
+        self._follow_others()
         try:
             if run_id is None:
                 async for item in self._every_run(sub):

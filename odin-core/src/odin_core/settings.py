@@ -79,6 +79,8 @@ class KubernetesSettings:
     """Retries of one request after 429 (honouring Retry-After), 5xx or a connection error."""
     pending_timeout_s: float = 600.0
     """An attempt that has not started running after this long fails with the reason it waits for."""
+    no_controller_after_s: float = 60.0
+    """A training job (PyTorchJob, ...) that no controller has acted on after this long says so (status, events)."""
     image_pull_secrets: tuple[str, ...] = ()
     """Secret names added to every pod's ``imagePullSecrets``."""
     ttl_after_finished_s: float | None = None
@@ -94,6 +96,26 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """How a server-backed store connects, and how long it waits out an outage."""
+
+    password_file: str = ""
+    """A file holding the database password (kept out of the URL, argv and logs); "" for none."""
+    connect_timeout_s: float = 10.0
+    """How long opening the store waits for the server before failing with one clear error."""
+    write_retry_for_s: float = 3.0
+    """How long a write is retried while the server is unreachable before it fails with
+    ``TemporaryError``; the engine then waits and tries again (a run pauses, it does not fail), and its
+    heartbeat gives up its leases in time if the outage lasts."""
+    read_retry_for_s: float = 3.0
+    """The same for reads (a user's STATUS gets a clear error instead of hanging)."""
+    pool_size: int = 10
+    """Connections per core process (PostgreSQL pool size, MongoDB maxPoolSize)."""
+    retention_s: float | None = None
+    """A server purges ended runs (records, files, cluster objects) this long after they ended (None: never)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(C.DEFAULT_HOME).expanduser())
     """``$ODIN_HOME``: the embedded store and the run data live here."""
@@ -105,6 +127,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    store_settings: StoreSettings = field(default_factory=StoreSettings)
 
     @property
     def store(self) -> str:
@@ -126,6 +149,7 @@ class Settings:
             "engine": engine_from_env(env),
             "kubernetes": kubernetes_from_env(env),
             "local": LocalSettings(pass_env=_names(env.get("ODIN_LOCAL_PASS_ENV", ""))),
+            "store_settings": store_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -136,7 +160,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def engine_from_env(env: Mapping[str, str]) -> EngineSettings:
-    """``ODIN_MAX_PARALLEL_TOTAL``, ``ODIN_HEARTBEAT_S``, ``ODIN_TAKEOVER_AFTER_S``, ``ODIN_CLEANUP_WAIT_S``."""
+    """``ODIN_MAX_PARALLEL_TOTAL``, ``ODIN_HEARTBEAT_S``, ``ODIN_TAKEOVER_AFTER_S``, ``ODIN_CLEANUP_WAIT_S``,
+    ``ODIN_ADOPT_BATCH`` (how cores sharing a store hand runs over)."""
     d = EngineSettings()
     total = env.get("ODIN_MAX_PARALLEL_TOTAL", "")
     return dataclasses.replace(
@@ -145,6 +170,18 @@ def engine_from_env(env: Mapping[str, str]) -> EngineSettings:
         heartbeat_s=float(env.get("ODIN_HEARTBEAT_S", d.heartbeat_s)),
         takeover_after_s=float(env.get("ODIN_TAKEOVER_AFTER_S", d.takeover_after_s)),
         cleanup_wait_s=float(env.get("ODIN_CLEANUP_WAIT_S", d.cleanup_wait_s)),
+        adopt_batch=int(env.get("ODIN_ADOPT_BATCH", d.adopt_batch)),
+    )
+
+
+def store_from_env(env: Mapping[str, str]) -> StoreSettings:
+    """``ODIN_STORE_PASSWORD_FILE``, ``ODIN_STORE_POOL_SIZE``, ``ODIN_STORE_RETENTION_DAYS`` (unset: defaults)."""
+    d = StoreSettings()
+    days = env.get("ODIN_STORE_RETENTION_DAYS", "")
+    return StoreSettings(
+        password_file=env.get("ODIN_STORE_PASSWORD_FILE", d.password_file),
+        pool_size=int(env.get("ODIN_STORE_POOL_SIZE", d.pool_size)),
+        retention_s=float(days) * 86400 if days else None,
     )
 
 

@@ -1,5 +1,5 @@
 """Files a fresh control plane needs (certificates, kubeconfigs, kwok config) and the objects
-installed through its API once it serves (fake nodes, CRDs)."""
+installed through its API once it serves (fake nodes)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ CLIENTS = {
     "kube-controller-manager": ("system:kube-controller-manager", ("system:masters",)),
     "kube-scheduler": ("system:kube-scheduler", ()),
     "kwok": ("odin-kwok", ("system:masters",)),
+    "training-operator": ("odin-training-operator", ("system:masters",)),
 }
 FAKE_LOG_LINES = (
     "odin fake container started (simulated by kwok, no real process runs)",
@@ -43,6 +44,14 @@ def write_pki(layout: Layout) -> None:
     (layout.pki / "sa.pub").write_bytes(sa.cert_pem)
     (layout.pki / "sa.key").write_bytes(sa.key_pem)
     (layout.pki / "sa.key").chmod(0o600)
+
+
+def add_client(layout: Layout, ports: Ports, name: str) -> None:
+    """A client certificate and kubeconfig for a component added to a running cluster (an upgrade)."""
+    ca = pki.CertificateAuthority.load(layout.pki, "ca")
+    user, groups = CLIENTS[name]
+    ca.issue_client(user, groups).write(layout.pki, name)
+    _write_kubeconfig(layout, layout.component_kubeconfig(name), name, f"https://{LOOPBACK}:{ports.apiserver}")
 
 
 def write_configs(layout: Layout, ports: Ports) -> None:
@@ -101,12 +110,20 @@ def _write_kwok_logs(layout: Layout) -> None:
     (layout.kwok / "logs.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def install_objects(layout: Layout, ports: Ports, *, crds_dir: Path) -> None:
+def install_objects(layout: Layout, ports: Ports) -> None:
+    """The fake nodes (the training operator's CRDs come with it, see operator.install)."""
     api = layout.admin_api(ports)
     for node in yaml.safe_load_all(NODES_FILE.read_text()):
         api.create("/api/v1/nodes", node)
-    for path in sorted(crds_dir.glob("*.yaml")):
-        api.create(CRD_PATH, yaml.safe_load(path.read_text()))
+
+
+def update_nodes(layout: Layout, ports: Ports) -> None:
+    """Bring the fake nodes of a running cluster to nodes.yaml's capacity (an upgrade: kwok keeps what is set)."""
+    api = layout.admin_api(ports)
+    for node in yaml.safe_load_all(NODES_FILE.read_text()):
+        status = {"status": {k: node["status"][k] for k in ("capacity", "allocatable")}}
+        path = f"/api/v1/nodes/{node['metadata']['name']}/status"
+        api.request("PATCH", path, status, content_type="application/merge-patch+json")
 
 
 def wait_cluster_ready(layout: Layout, ports: Ports, *, timeout_s: float, report: Callable[[str], None]) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REQUEST_TIMEOUT_S = 5.0
+APPLY_TIMEOUT_S = 60.0  # a 550 KB CRD on a busy 2-core machine
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
 POLL_INTERVAL_S = 0.2
 
 
@@ -69,14 +71,22 @@ class KubeApi:
         ctx.load_cert_chain(str(cert), str(key))
         return cls(server, ctx)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Accept", "application/json")
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
-            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S, context=self.ctx) as resp:
+            with urllib.request.urlopen(req, timeout=timeout_s, context=self.ctx) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             raise ApiError(e.code, e.read().decode(errors="replace")) from e
@@ -92,6 +102,20 @@ class KubeApi:
             if e.status != 409:
                 raise
             return None
+
+    def apply(self, path: str, obj: dict, *, manager: str = "odin-local") -> Any:
+        """Server-side apply of ``obj`` at ``path`` (its collection path + ``/<name>``): created or updated in
+        place, with no last-applied annotation (the training operator's CRDs are too big for one)."""
+        query = f"?fieldManager={manager}&force=true"
+        return self.request("PATCH", path + query, obj, content_type=APPLY_PATCH, timeout_s=APPLY_TIMEOUT_S)
+
+    def delete(self, path: str) -> None:
+        """DELETE; an object that is already gone is fine."""
+        try:
+            self.request("DELETE", path)
+        except ApiError as e:
+            if e.status != 404:
+                raise
 
     def probe(self, path: str) -> tuple[bool, str]:
         return probe(self.server + path, self.ctx)

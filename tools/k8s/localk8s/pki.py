@@ -48,7 +48,9 @@ def _name(common_name: str, orgs: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key, validity: dt.timedelta = VALIDITY
+) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
@@ -57,7 +59,7 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.Certific
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_after(now + validity)
     )
 
 
@@ -75,6 +77,14 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
         )
+        return cls(cert, key)
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> CertificateAuthority:
+        """The CA written by ``pair.write(directory, name)``."""
+        cert = x509.load_pem_x509_certificate((directory / f"{name}.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / f"{name}.key").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
         return cls(cert, key)
 
     @property
@@ -104,6 +114,37 @@ class CertificateAuthority:
             builder = builder.add_extension(sans, critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def webhook_pair(
+    *, ca_name: str, dns_name: str, ips: tuple[str, ...], validity: dt.timedelta
+) -> tuple[KeyPair, KeyPair]:
+    """A CA and a serving certificate in the shape cert-controller's rotator accepts (the training operator's):
+    RSA keys, the CA key in PKCS#1, the CA valid for the DNS name ``ca_name`` and the server for ``dns_name`` and
+    ``ips``. ``validity`` must exceed the rotator's 90-day look-ahead, or it replaces them with its own."""
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_subject = _name(ca_name, ("training-operator",))
+    ca_cert = (
+        _builder(ca_subject, ca_subject, ca_key.public_key(), validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, True, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(ca_name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    sans: list[x509.GeneralName] = [x509.DNSName(dns_name)]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert = (
+        _builder(_name(dns_name), ca_subject, key.public_key(), validity)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pkcs1 = ca_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    pem = serialization.Encoding.PEM
+    return KeyPair(ca_cert.public_bytes(pem), pkcs1), KeyPair(cert.public_bytes(pem), _key_pem(key))
 
 
 def service_account_key() -> KeyPair:

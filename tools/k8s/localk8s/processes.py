@@ -14,11 +14,12 @@ from pathlib import Path
 POLL_INTERVAL_S = 0.1
 
 
-def spawn(argv: Sequence[str], log_path: Path) -> subprocess.Popen:
+def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a component in its own session (it outlives the launcher), output to `log_path`."""
     with log_path.open("ab") as out:
         return subprocess.Popen(
             list(argv),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

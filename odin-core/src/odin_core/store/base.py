@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,9 @@ class LeaseLost(Conflict):
 
 class JobStore(ABC):
     """See the module docstring for the lease contract."""
+
+    schema = "schema up to date"
+    """Where the store's schema stands after ``open`` (``odin-core migrate`` prints it)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -148,6 +151,10 @@ class JobStore(ABC):
     # -- reads -------------------------------------------------------------------------------
 
     @abstractmethod
+    async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
+        """Ids of up to ``limit`` ended runs whose ``completed`` time is before ``before``, oldest first (retention)."""
+
+    @abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run record; a pending stop request of an active run shows as ``stop_requested`` and ``message``."""
 
@@ -172,6 +179,15 @@ class JobStore(ABC):
     @abstractmethod
     async def last_seq(self, run_id: str) -> int:
         """The highest event sequence number of a run (0 when it has none)."""
+
+    def follow(self) -> AsyncGenerator[tuple[str, int], None] | None:
+        """Notices ``(run_id, after_seq)``: a run has new events after ``after_seq``, committed by any process.
+
+        For cores sharing a store: the hub relays the events other cores commit to its watchers (it
+        reads them from the store). Notices may repeat; ``("", 0)`` means some may have been missed
+        (the feed reconnected). None: this store has no feed (one process writes it).
+        """
+        return None
 
 
 # -- one pattern semantics on every backend ---------------------------------------------------

@@ -382,6 +382,14 @@ class SqliteStore(JobStore):
             rows = await cur.fetchall()
         return [Event.from_record(json.loads(r[0])) for r in rows]
 
+    async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
+        async with self.db.execute(
+            "SELECT run_id FROM runs WHERE status IN (?,?) AND json_extract(data, '$.completed') < ?"
+            " ORDER BY json_extract(data, '$.completed'), run_id LIMIT ?",
+            (*_ENDED, before, limit),
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
     async def last_seq(self, run_id: str) -> int:
         async with self.db.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)) as cur:
             row = await cur.fetchone()

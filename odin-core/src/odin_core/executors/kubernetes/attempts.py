@@ -12,6 +12,7 @@ from .status import Observation
 
 Key = tuple[str, str, int]  # run id, task name, attempt
 Obj = dict[str, Any]
+_ENDED = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -27,7 +28,9 @@ class Attempt:
     running_seen: bool = False
     done: bool = False
     captured: bool = False
-    timer: asyncio.TimerHandle | None = None
+    warned: bool = False  # reported that no controller acts on its object
+    timer: asyncio.TimerHandle | None = None  # the pending timeout
+    watchdog: asyncio.TimerHandle | None = None  # the no-controller warning
 
     @property
     def run_id(self) -> str:
@@ -48,13 +51,16 @@ class Attempt:
         return sorted(self.pods)
 
     def all_pods_finished(self) -> bool:
-        phases = [(p.get("status") or {}).get("phase") for p in self.pods.values()]
-        return all(ph in ("Succeeded", "Failed") for ph in phases)
+        return not self.unfinished_pods()
+
+    def unfinished_pods(self) -> list[str]:
+        return sorted(n for n, p in self.pods.items() if (p.get("status") or {}).get("phase") not in _ENDED)
 
     def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        for handle in (self.timer, self.watchdog):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.watchdog = None
 
 
 def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:
@@ -67,11 +73,13 @@ def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:
 class AttemptIndex:
     def __init__(self) -> None:
         self.by_key: dict[Key, Attempt] = {}
+        self._by_run: dict[str, dict[Key, Attempt]] = {}
         self._by_object: dict[tuple[str, str], Attempt] = {}
         self._by_labels: dict[tuple[str, str, str], Attempt] = {}
 
     def add(self, attempt: Attempt) -> None:
         self.by_key[attempt.key] = attempt
+        self._by_run.setdefault(attempt.run_id, {})[attempt.key] = attempt
         self._by_object[(attempt.handler.resource.plural, attempt.name)] = attempt
         lk = label_key(attempt.labels)
         assert lk is not None
@@ -80,6 +88,11 @@ class AttemptIndex:
     def remove(self, attempt: Attempt) -> None:
         attempt.cancel_timer()
         self.by_key.pop(attempt.key, None)
+        of_run = self._by_run.get(attempt.run_id)
+        if of_run is not None:
+            of_run.pop(attempt.key, None)
+            if not of_run:
+                del self._by_run[attempt.run_id]
         self._by_object.pop((attempt.handler.resource.plural, attempt.name), None)
         lk = label_key(attempt.labels)
         if lk is not None and self._by_labels.get(lk) is attempt:
@@ -96,8 +109,14 @@ class AttemptIndex:
         return None if lk is None else self._by_labels.get(lk)
 
     def of_run(self, run_id: str) -> list[Attempt]:
-        return [a for a in self.by_key.values() if a.run_id == run_id]
+        return list(self._by_run.get(run_id, {}).values())
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def runs(self) -> int:
+        return len(self._by_run)
 
     def latest(self, run_id: str, task: str) -> Attempt | None:
-        found = [a for a in self.by_key.values() if a.run_id == run_id and a.task == task]
+        found = [a for a in self.of_run(run_id) if a.task == task]
         return max(found, key=lambda a: a.number) if found else None

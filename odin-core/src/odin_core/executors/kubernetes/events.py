@@ -1,13 +1,17 @@
-"""Kubernetes events of a run's or a task's objects, as ``{type, reason, source, message, timestamp}``."""
+"""Kubernetes events of a run's or a task's objects, as ``{type, reason, source, message, timestamp}`` (pure).
+
+Events carry no labels; the executor's one watch of the namespace's events keeps those whose object is
+named like Odin's (``<run id>--<task>-<attempt>`` and what controllers derive from it), and the API
+server's event time-to-live (one hour by default) bounds how many there are.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
-from .client import KubeClient
 from .names import dns_name
-from .resources import EVENTS
 
 Obj = dict[str, Any]
 
@@ -18,6 +22,15 @@ def name_pattern(run_id: str, task: str | None) -> re.Pattern[str]:
         return re.compile(rf"^{re.escape(dns_name(run_id))}--")
     base = dns_name(f"{run_id}--{task}")
     return re.compile(rf"^{re.escape(base)}-\d+(-.*)?$")
+
+
+def involved_name(ev: Obj) -> str:
+    return (ev.get("involvedObject") or {}).get("name", "")
+
+
+def is_task_event(ev: Obj) -> bool:
+    """An event about an object named like a task's (task ids are ``<run id>--<task>``)."""
+    return "--" in involved_name(ev)
 
 
 def to_event(ev: Obj) -> dict[str, Any]:
@@ -33,12 +46,7 @@ def to_event(ev: Obj) -> dict[str, Any]:
     }
 
 
-async def task_events(client: KubeClient, namespace: str, run_id: str, task: str | None) -> list[dict[str, Any]]:
-    data = await client.request("list", EVENTS.path(namespace))
+def task_events(events: Iterable[Obj], run_id: str, task: str | None) -> list[dict[str, Any]]:
     pattern = name_pattern(run_id, task)
-    found = [
-        to_event(ev)
-        for ev in data.get("items") or []
-        if pattern.match((ev.get("involvedObject") or {}).get("name", ""))
-    ]
+    found = [to_event(ev) for ev in events if pattern.match(involved_name(ev))]
     return sorted(found, key=lambda e: e["timestamp"])

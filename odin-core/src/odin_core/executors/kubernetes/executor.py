@@ -2,7 +2,9 @@
 
 A simple Pod task costs two API writes: the create at submit and the delete at clean-up. Status
 comes from one watch per kind and namespace (label selector ``odin.ml/run``) shared by every run;
-nothing is polled. See docs/kubernetes.md for the design, the settings and the RBAC rules.
+nothing is polled. Each watch caches only the objects of the attempts this process follows, and a
+run's attempts are forgotten when it ends, so a long-lived core's memory does not grow with the runs
+it has driven. See docs/kubernetes.md for the design, the settings and the RBAC rules.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +22,28 @@ from ...model import TaskRecord, TaskStatus
 from ...settings import KubernetesSettings
 from ...spec.model import TaskSpec
 from ...tasks import TaskSet
-from ..base import Executor, Launch
+from ..base import Launch
+from . import adoption
 from . import logs as L
 from .attempts import Attempt, AttemptIndex, Key
 from .client import ApiError, KubeClient, load_api_client
-from .events import task_events
-from .handlers import KindHandler, handler_for, handlers
+from .events import is_task_event
+from .handlers import KindHandler, handler_for
 from .handlers.registry import resource_of
 from .informer import Informer
 from .names import ANNOTATION_RUN_ID, ANNOTATION_TASK_NAME, identity_labels, label_value, object_name
 from .podspec import PodOptions
-from .resources import PODS, Resource
-from .status import Observation, failed
-from .updates import labels_of, lost, lost_attempt, submit_error, update
+from .reading import Reading
+from .resources import EVENTS, PODS, Resource
+from .status import Observation, failed, pending
+from .updates import labels_of, lost, lost_attempt, no_controller, submit_error, update
 
 log = logging.getLogger("odin.k8s")
 Obj = dict[str, Any]
 Decorate = Callable[[Launch], dict[str, dict[str, str]]]
-RECOVER_SYNC_TIMEOUT_S = 30.0
 
 
-class KubernetesExecutor(Executor):
+class KubernetesExecutor(Reading):
     name = "kubernetes"
 
     def __init__(
@@ -60,17 +63,29 @@ class KubernetesExecutor(Executor):
         self.attempts = AttemptIndex()
         self._api_client = api_client
         self._client: KubeClient | None = None
+        self._connecting: asyncio.Lock | None = None
         self._informers: dict[str, Informer] = {}
         self._tasks = TaskSet("kubernetes")
         self._after: dict[Key, asyncio.Task[Any]] = {}
+        self._forgetting: set[asyncio.Task[Any]] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
 
+    async def connect(self) -> KubeClient:
+        """The client, made on first use in a thread (loading a kubeconfig reads files, may run a plugin)."""
+        if self._client is None:
+            self._connecting = self._connecting or asyncio.Lock()
+            async with self._connecting:
+                if self._client is None:
+                    api = self._api_client or await asyncio.to_thread(load_api_client, self.settings)
+                    self._client = KubeClient(api, self.settings)
+        return self._client
+
     @property
     def client(self) -> KubeClient:
+        """The client once connected (benchmarks and tests read its counters)."""
         if self._client is None:
-            api = self._api_client or load_api_client(self.settings)
-            self._client = KubeClient(api, self.settings)
+            raise RuntimeError("the Kubernetes executor is not connected yet: await connect() first")
         return self._client
 
     @property
@@ -80,17 +95,33 @@ class KubernetesExecutor(Executor):
     @property
     def api_requests(self) -> dict[str, int]:
         """API requests sent so far, by verb (create, delete, list, watch, get, ...)."""
-        return dict(self.client.api_requests)
+        return dict(self._client.api_requests) if self._client else {}
 
-    def informer(self, resource: Resource) -> Informer:
+    async def informer(self, resource: Resource) -> Informer:
         """The shared watch of ``resource`` in the namespace, started on first use."""
         inf = self._informers.get(resource.plural)
         if inf is None:
-            on_event = self._on_pod if resource == PODS else self._object_handler(resource)
-            inf = Informer(self.client, resource, self.namespace, C.LABEL_RUN, on_event)
+            client = await self.connect()
+            inf = self._informers.get(resource.plural)
+        if inf is None:
+            inf = self._make_informer(client, resource)
             self._informers[resource.plural] = inf
             inf.start()
         return inf
+
+    def _make_informer(self, client: KubeClient, resource: Resource) -> Informer:
+        if resource == EVENTS:  # events carry no labels: keep those of objects named like Odin's
+            return Informer(client, resource, self.namespace, None, lambda _k, _o: None, is_task_event)
+        if resource == PODS:
+            return Informer(client, resource, self.namespace, C.LABEL_RUN, self._on_pod, self._followed_pod)
+        wanted = self._followed_object(resource)
+        return Informer(client, resource, self.namespace, C.LABEL_RUN, self._object_handler(resource), wanted)
+
+    def _followed_pod(self, pod: Obj) -> bool:
+        return self.attempts.for_labels(labels_of(pod)) is not None
+
+    def _followed_object(self, resource: Resource) -> Callable[[Obj], bool]:
+        return lambda obj: self.attempts.for_object(resource.plural, obj["metadata"]["name"]) is not None
 
     def notes(self, tasks: list[TaskSpec]) -> list[str]:
         return [f"kubernetes executor: namespace {self.namespace!r}, QPS {self.settings.qps:g}/{self.settings.burst}"]
@@ -98,24 +129,27 @@ class KubernetesExecutor(Executor):
     # -- submit ---------------------------------------------------------------------------------
 
     async def submit(self, launch: Launch) -> str:
+        """Create the attempt's objects; idempotent per (run, task, attempt), across processes too: an object
+        that already exists (AlreadyExists) is this attempt's, and is followed instead of created again."""
         handler = handler_for(launch.task.resource_type)
         if handler is None:
             raise PermanentError(f"the kubernetes executor cannot run kind {launch.task.resource_type!r}")
+        known = self.attempts.get((launch.run_id, launch.task.name, launch.attempt))
+        if known is not None:
+            return known.name
         name = object_name(launch.task_id, launch.attempt, limit=handler.name_limit)
         labels = identity_labels(launch.run_id, launch.task.name, launch.attempt)
         manifests = handler.manifests(launch, name, self._pod_options(launch, handler, labels))
         attempt = Attempt((launch.run_id, launch.task.name, launch.attempt), handler, name, labels, launch.run_path)
         self.attempts.add(attempt)
-        self.informer(PODS)
-        self.informer(handler.resource)
         try:
+            await self.informer(PODS)
+            await self.informer(handler.resource)
             await self._create_all(manifests)
         except BaseException:
             self.attempts.remove(attempt)
             raise
-        attempt.timer = asyncio.get_running_loop().call_later(
-            self.settings.pending_timeout_s, self._pending_expired, attempt
-        )
+        self._arm(attempt)
         self._evaluate(attempt)
         return name
 
@@ -134,27 +168,38 @@ class KubernetesExecutor(Executor):
         created: list[Obj] = []
         for m in manifests:
             try:
-                await self._create(m)
+                fresh = await self._create(m)
             except Exception:
                 for done in created:
                     await self._delete(resource_of(done), done["metadata"]["name"])
                 raise
-            created.append(m)
+            if fresh:
+                created.append(m)
 
-    async def _create(self, manifest: Obj) -> None:
+    async def _create(self, manifest: Obj) -> bool:
+        """True if created, False if it already existed (the same attempt, submitted before)."""
         resource = resource_of(manifest)
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
+        client = await self.connect()
         try:
-            await self.client.request("create", resource.path(self.namespace), body=manifest)
+            await client.request("create", resource.path(self.namespace), body=manifest)
         except ApiError as e:
             if e.status == 409 and e.reason == "AlreadyExists":
-                return  # the same attempt submitted twice: one object
-            raise submit_error(what, e) from e
+                return False
+            raise submit_error(what, resource, e) from e
+        return True
+
+    def _arm(self, attempt: Attempt) -> None:
+        """The pending timeout, and (kinds served by an add-on controller) the no-controller warning."""
+        loop = asyncio.get_running_loop()
+        attempt.timer = loop.call_later(self.settings.pending_timeout_s, self._pending_expired, attempt)
+        if attempt.handler.controller and self.settings.no_controller_after_s < self.settings.pending_timeout_s:
+            attempt.watchdog = loop.call_later(self.settings.no_controller_after_s, self._no_controller, attempt)
 
     # -- watching -------------------------------------------------------------------------------
 
     def _on_pod(self, kind: str, pod: Obj) -> None:
-        attempt = self.attempts.for_labels(pod["metadata"].get("labels") or {})
+        attempt = self.attempts.for_labels(labels_of(pod))
         if attempt is None:
             return
         name = pod["metadata"]["name"]
@@ -191,6 +236,8 @@ class KubernetesExecutor(Executor):
         if obs.status is TaskStatus.RUNNING:
             attempt.running_seen = True
             attempt.cancel_timer()
+        if attempt.warned and not attempt.handler.controller_acted(attempt.obj, attempt.pod_list()):
+            return  # keep saying that no controller acts
         if obs == attempt.last:
             return
         attempt.last = obs
@@ -198,6 +245,16 @@ class KubernetesExecutor(Executor):
             self._finish(attempt, obs)
         else:
             self.report(update(attempt, obs))
+
+    def _no_controller(self, attempt: Attempt) -> None:
+        attempt.watchdog = None
+        if attempt.done or attempt.handler.controller_acted(attempt.obj, attempt.pod_list()):
+            return
+        obs = pending(no_controller(attempt, self.settings.no_controller_after_s))
+        attempt.warned = True
+        attempt.last = obs
+        log.warning("%s", obs.message)
+        self.report(update(attempt, obs))
 
     def _pending_expired(self, attempt: Attempt) -> None:
         if attempt.done or attempt.running_seen:
@@ -209,9 +266,12 @@ class KubernetesExecutor(Executor):
         attempt.done = True
         attempt.last = obs
         attempt.cancel_timer()
-        # An attempt that failed while something still waits or runs (image pull, pending timeout) is
-        # removed at once so it holds no node resources; finished ones stay until clean-up (or TTL).
-        remove = obs.status is TaskStatus.FAILED and (not attempt.pods or not attempt.all_pods_finished())
+        # A failed attempt whose pods still wait or run (image pull, pending timeout) is removed at once, so
+        # it holds no node resources; finished ones stay until clean-up (or TTL), except for replicas that
+        # outlive a job that ended (MPI workers, PyTorch workers after their master): those pods go once
+        # their logs are captured (the operator does not recreate pods of a finished job).
+        unfinished = bool(attempt.pods) and not attempt.all_pods_finished()
+        remove = obs.status is TaskStatus.FAILED and (unfinished or not attempt.pods)
         task = self._tasks.spawn(self._end(attempt, obs, remove), f"end:{attempt.name}")
         self._after[attempt.key] = task
         key = attempt.key
@@ -226,6 +286,9 @@ class KubernetesExecutor(Executor):
             self.report(update(attempt, obs))
         if remove:
             await self._delete_attempt(attempt)
+        elif not attempt.handler.long_running and attempt.handler.resource != PODS:
+            for pod in attempt.unfinished_pods():
+                await self._delete(PODS, pod)
 
     async def _capture(self, attempt: Attempt) -> None:
         if attempt.captured or not self.settings.capture_logs:
@@ -233,7 +296,7 @@ class KubernetesExecutor(Executor):
         attempt.captured = True
         try:
             await L.capture(
-                self.client,
+                await self.connect(),
                 self.namespace,
                 attempt.run_path,
                 attempt.task,
@@ -244,161 +307,111 @@ class KubernetesExecutor(Executor):
         except Exception:
             log.exception("could not capture the logs of %s", attempt.name)
 
-    # -- deleting -------------------------------------------------------------------------------
-
-    async def _delete(self, resource: Resource, name: str) -> bool:
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": self.settings.delete_propagation}
-        try:
-            await self.client.request("delete", resource.path(self.namespace, name), body=body)
-        except ApiError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
-
-    async def _delete_objects(self, handler: KindHandler, name: str) -> bool:
-        results = [await self._delete(r, name) for r in (handler.resource, *handler.extra_resources)]
-        return any(results)
-
-    async def _delete_attempt(self, attempt: Attempt) -> bool:
-        return await self._delete_objects(attempt.handler, attempt.name)
-
-    async def kill(self, record: TaskRecord) -> None:
-        attempt = self.attempts.get((record.run_id, record.name, record.attempt))
-        if attempt is not None:
-            attempt.done = True
-            attempt.cancel_timer()
-            await self._capture(attempt)
-            await self._delete_attempt(attempt)
-            return
-        handler = handler_for(record.resource_type)
-        if handler is not None and record.attempt > 0:
-            await self._delete_objects(handler, object_name(record.task_id, record.attempt, limit=handler.name_limit))
-
-    # -- recover --------------------------------------------------------------------------------
+    # -- adopting, letting go, forgetting -------------------------------------------------------
 
     async def recover(self, records: list[TaskRecord]) -> list[TaskRecord]:
-        """Re-attach to the objects of active attempts (found through the shared watches), or report them lost."""
-        found: list[Attempt] = []
+        """Follow the attempts of ``records`` found on the cluster by their labels, as if never interrupted;
+        report the ones started whose objects are gone as FAILED (lost); return the ones never started."""
+        followed: list[tuple[TaskRecord, Attempt]] = []
         for rec in records:
             handler = handler_for(rec.resource_type)
             if handler is None:
                 self.report(lost(rec, f"kind {rec.resource_type!r} has no handler"))
                 continue
+            known = self.attempts.get((rec.run_id, rec.name, rec.attempt))
+            if known is not None:
+                continue  # already followed by this process
             name = object_name(rec.task_id, rec.attempt, limit=handler.name_limit)
             labels = identity_labels(rec.run_id, rec.name, rec.attempt)
             attempt = Attempt(
                 (rec.run_id, rec.name, rec.attempt), handler, name, labels, str(self.data_path / rec.run_id)
             )
             self.attempts.add(attempt)
-            found.append(attempt)
-        informers = {self.informer(PODS), *(self.informer(a.handler.resource) for a in found)}
-        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), RECOVER_SYNC_TIMEOUT_S)
-        for attempt in found:
-            self._reattach(attempt)
-        return []
-
-    def _reattach(self, attempt: Attempt) -> None:
-        inf = self._informers[attempt.handler.resource.plural]
-        attempt.obj = inf.cache.get(attempt.name)
-        if attempt.obj is None:
+            followed.append((rec, attempt))
+        for resource in {PODS, *(a.handler.resource for _, a in followed)}:
+            await self.informer(resource)  # events from now on reach the attempts
+        main, pods = await self._find([rec for rec, _ in followed], {a.handler.resource for _, a in followed})
+        never: list[TaskRecord] = []
+        for rec, attempt in followed:
+            key = adoption.identity(rec)
+            found = adoption.decide(rec, main.get((attempt.handler.resource.plural, key), []), pods.get(key, []))
+            if found.finding is adoption.Finding.ADOPT:
+                self._adopt(attempt, found)
+                continue
             self.attempts.remove(attempt)
-            self.report(lost_attempt(attempt))
-            return
-        pods = self._informers[PODS.plural].cache.values()
-        attempt.pods = {p["metadata"]["name"]: p for p in pods if self.attempts.for_labels(labels_of(p)) is attempt}
-        attempt.timer = asyncio.get_running_loop().call_later(
-            self.settings.pending_timeout_s, self._pending_expired, attempt
-        )
+            if found.finding is adoption.Finding.LOST:
+                self.report(lost_attempt(attempt))
+            else:
+                never.append(rec)
+        return never
+
+    async def _find(
+        self, records: list[TaskRecord], resources: set[Resource]
+    ) -> tuple[dict[tuple[str, adoption.LabelKey], list[Obj]], dict[adoption.LabelKey, list[Obj]]]:
+        """The objects and pods of the records' runs, one list per kind and run, grouped by identity."""
+        main: dict[tuple[str, adoption.LabelKey], list[Obj]] = {}
+        pods: dict[adoption.LabelKey, list[Obj]] = {}
+        for run_label in {label_value(r.run_id) for r in records}:
+            for key, objs in adoption.by_identity(await self._list_run(PODS, run_label)).items():
+                pods.setdefault(key, []).extend(objs)
+            for resource in resources:
+                listed = pods if resource == PODS else adoption.by_identity(await self._list_run(resource, run_label))
+                for key, objs in listed.items():
+                    main.setdefault((resource.plural, key), []).extend(objs)
+        return main, pods
+
+    def _adopt(self, attempt: Attempt, found: adoption.Found) -> None:
+        """Listed objects fill in what the watch has not delivered yet (the watch's copy is newer)."""
+        if attempt.obj is None and found.obj is not None:
+            attempt.obj = found.obj
+        for pod in found.pods:
+            attempt.pods.setdefault(pod["metadata"]["name"], pod)
+        self._arm(attempt)
         self._evaluate(attempt)
 
-    # -- reading --------------------------------------------------------------------------------
+    async def detach(self, run_id: str) -> None:
+        """Stop following the run's attempts without touching their objects (another core follows them now)."""
+        for key, task in list(self._after.items()):
+            if key[0] == run_id:
+                task.cancel()
+        self._prune(run_id)
 
-    async def logs(
-        self,
-        record: TaskRecord,
-        *,
-        follow: bool = False,
-        lines: int | None = None,
-        container: str | None = None,
-        until: Callable[[], Awaitable[bool]] | None = None,
-    ) -> AsyncIterator[str]:
-        text = L.read_file(L.log_path(self.data_path / record.run_id, record.name), None)
-        attempt = self.attempts.latest(record.run_id, record.name)
-        live = attempt is not None and not attempt.captured and bool(attempt.pods)
-        if live and not follow:
-            assert attempt is not None
-            text += await L.snapshot(self.client, self.namespace, attempt.pod_names(), container=container, tail=lines)
-        for line in text[-lines:] if lines else text:
-            yield line
-        if not (follow and live and attempt is not None):
-            return
-        follower = L.Follower(self.client, self.namespace, container, lines)
-        tracked = attempt
-
-        def finished() -> bool:
-            return tracked.done and tracked.all_pods_finished()
-
-        async for line in follower.lines(tracked.pod_names, finished, until):
-            yield line
-
-    async def events(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
-        return await task_events(self.client, self.namespace, run_id, task)
-
-    # -- clean-up -------------------------------------------------------------------------------
-
-    async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
-        """Delete every object with the run's label, of every kind; logs are captured first."""
-        pending = [t for k, t in list(self._after.items()) if k[0] == run_id]
-        await asyncio.gather(*pending, return_exceptions=True)
-        for attempt in self.attempts.of_run(run_id):
-            attempt.done = True
-            await self._capture(attempt)
-        by_label = {label_value(r.name): r.name for r in records}
-        removed: dict[str, bool] = {}
-        for resource, obj in await self._objects_of_run(run_id, records):
-            if await self._delete(resource, obj["metadata"]["name"]):
-                task = by_label.get(labels_of(obj).get(C.LABEL_TASK, ""), "")
-                removed[task] = True
+    def _prune(self, run_id: str) -> None:
+        """Forget the run: its attempts, and their objects in the watches' caches (the caches keep only
+        followed attempts' objects, so these are all the run's; once forgotten, events about them are ignored)."""
         for attempt in self.attempts.of_run(run_id):
             self.attempts.remove(attempt)
-        return {r.name: removed.get(r.name, False) for r in records}
-
-    async def _objects_of_run(self, run_id: str, records: list[TaskRecord]) -> list[tuple[Resource, Obj]]:
-        """Objects of the kinds the run's tasks use (every kind when the records do not say)."""
-        value = label_value(run_id)
-        kinds = [r.resource_type for r in records] + [a.handler.kind for a in self.attempts.of_run(run_id)]
-        used = [h for h in map(handler_for, kinds) if h is not None] or handlers()
-        resources = {r.plural: r for h in used for r in (h.resource, *h.extra_resources)}
-        found: list[tuple[Resource, Obj]] = []
-        for resource in resources.values():
-            for obj in await self._list_run(resource, value):
-                if resource == PODS and obj["metadata"].get("ownerReferences"):
-                    continue  # removed with their owner by the garbage collector
-                found.append((resource, obj))
-        return found
-
-    async def _list_run(self, resource: Resource, run_label: str) -> list[Obj]:
-        inf = self._informers.get(resource.plural)
-        if inf is not None and inf.synced.is_set():
-            return [o for o in inf.cache.values() if labels_of(o).get(C.LABEL_RUN) == run_label]
-        query = {"labelSelector": f"{C.LABEL_RUN}={run_label}"}
-        try:
-            return (await self.client.request("list", resource.path(self.namespace), query=query)).get("items") or []
-        except ApiError as e:
-            if e.status == 404:  # a CRD that is not installed
-                return []
-            raise
+            pods = self._informers.get(PODS.plural)
+            if pods is not None:
+                pods.forget([*attempt.pods, attempt.name])
+            main = self._informers.get(attempt.handler.resource.plural)
+            if main is not None:
+                main.forget([attempt.name])
 
     async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
-        """With ``ttl_after_finished_s``, everything the run created goes that long after it ended."""
+        """The run's attempts are forgotten once their ends are handled; with ``ttl_after_finished_s``,
+        everything the run created goes that long after it ended."""
+        forgetting = self._tasks.spawn(self._forget_when_ended(run_id), f"forget:{run_id}")
+        self._forgetting.add(forgetting)
+        forgetting.add_done_callback(self._forgetting.discard)
         ttl = self.settings.ttl_after_finished_s
         if ttl is not None:
             self._tasks.spawn(self._expire(run_id, records, ttl), f"ttl:{run_id}")
 
-    async def _expire(self, run_id: str, records: list[TaskRecord], ttl: float) -> None:
-        await asyncio.sleep(ttl)
-        await self.cleanup(run_id, records)
+    async def settled(self) -> None:
+        """Wait until every ended attempt's end is handled and every ended run is forgotten."""
+        while self._after or self._forgetting:
+            await asyncio.gather(*self._after.values(), *self._forgetting, return_exceptions=True)
+
+    def followed(self) -> dict[str, int]:
+        """What this executor holds in memory: attempts, runs, cached objects per watch."""
+        cached = {f"cached {plural}": len(inf.cache) for plural, inf in self._informers.items()}
+        return {"attempts": len(self.attempts), "runs": self.attempts.runs(), "ending": len(self._after), **cached}
+
+    async def _forget_when_ended(self, run_id: str) -> None:
+        pending_ends = [t for k, t in list(self._after.items()) if k[0] == run_id]
+        await asyncio.gather(*pending_ends, return_exceptions=True)
+        self._prune(run_id)
 
     async def close(self) -> None:
         for inf in self._informers.values():

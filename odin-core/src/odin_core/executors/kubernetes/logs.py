@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,35 @@ async def snapshot(
 async def capture(
     client: KubeClient, namespace: str, run_path: str, task: str, attempt: int, pods: list[str], container: str
 ) -> None:
-    """Append the attempt's pod logs to the task's log file (every attempt under a header after the first)."""
-    lines = await snapshot(client, namespace, sorted(pods), container=container, tail=None) if pods else []
+    """Append the attempt's pod logs to the task's log file (every attempt under a header after the first).
+
+    One pod (most tasks): the log is read and appended in one call on the client's threads."""
     path = log_path(run_path, task)
     header = [f"----- attempt {attempt} -----"] if attempt > 1 else []
-    text = "".join(f"{ln}\n" for ln in [*header, *lines])
-    await asyncio.to_thread(_append, path, text)
+    if len(pods) == 1:
+        pod = pods[0]
+        query = {"container": container}
+        fetch = partial(_fetch_and_append, client, pod, path, header)
+        await client.call(fetch, "get", PODS.path(namespace, pod, "log"), query=query, raw=True)
+        return
+    lines = await snapshot(client, namespace, sorted(pods), container=container, tail=None) if pods else []
+    await asyncio.to_thread(_append, path, _text(header, lines))
+
+
+def _fetch_and_append(
+    client: KubeClient, pod: str, path: Path, header: list[str], verb: str, url: str, **kw: Any
+) -> None:
+    try:
+        text = client._once(verb, url, **kw).decode(errors="replace")
+    except ApiError as e:
+        if e.retryable:
+            raise
+        text = f"(no log for {pod}: {e.message})\n"
+    _append(path, _text(header, text.splitlines()))
+
+
+def _text(header: list[str], lines: list[str]) -> str:
+    return "".join(f"{ln}\n" for ln in [*header, *lines])
 
 
 def _append(path: Path, text: str) -> None:

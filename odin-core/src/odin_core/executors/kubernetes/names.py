@@ -26,6 +26,9 @@ KUBEFLOW_REPLICA_INDEX = "training.kubeflow.org/replica-index"
 GPU_RESOURCE = "nvidia.com/gpu"
 # A task env variable a Service task reads its ports from ("8080" or "http:8080,grpc:9000").
 ENV_SERVICE_PORTS = "ODIN_SERVICE_PORTS"
+# Task env variables bounding an ElasticJob's workers (default: num_workers both).
+ENV_ELASTIC_MIN = "ODIN_ELASTIC_MIN_REPLICAS"
+ENV_ELASTIC_MAX = "ODIN_ELASTIC_MAX_REPLICAS"
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -14,6 +14,11 @@ class Resource:
     kind: str
 
     @property
+    def crd(self) -> str:
+        """The name of the CustomResourceDefinition serving this kind (``pytorchjobs.kubeflow.org``)."""
+        return f"{self.plural}.{self.group}"
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -35,4 +40,3 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 PYTORCHJOBS = Resource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
 TFJOBS = Resource("kubeflow.org", "v1", "tfjobs", "TFJob")
 MPIJOBS = Resource("kubeflow.org", "v1", "mpijobs", "MPIJob")
-ELASTICJOBS = Resource("elastic.iml.github.io", "v1alpha1", "elasticjobs", "ElasticJob")

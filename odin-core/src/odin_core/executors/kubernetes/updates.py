@@ -8,6 +8,7 @@ from ...errors import PermanentError, TemporaryError
 from ...model import AttemptUpdate, TaskRecord, TaskStatus
 from .attempts import Attempt
 from .client import ApiError
+from .resources import Resource
 from .status import Observation
 
 
@@ -15,12 +16,26 @@ def labels_of(obj: dict[str, Any]) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
 
 
-def submit_error(what: str, e: ApiError) -> Exception:
+def submit_error(what: str, resource: Resource, e: ApiError) -> Exception:
+    """429, 5xx and connection failures (after the client's own retries) are temporary; 4xx refusals are not."""
     if e.retryable:
         return TemporaryError(f"could not create {what}: {e}", delay_s=e.retry_after_s or 1.0)
-    if e.status == 404:
-        return PermanentError(f"could not create {what}: {e.message} (is its CRD installed?)")
+    if e.status == 404 and resource.group:
+        return PermanentError(
+            f"could not create {what}: the cluster does not serve {resource.kind} ({resource.api_version}): "
+            f"the CustomResourceDefinition {resource.crd} is not installed",
+            status=e.status,
+            crd=resource.crd,
+        )
     return PermanentError(f"{what} rejected by the API server: {e.message}", status=e.status, reason=e.reason)
+
+
+def no_controller(attempt: Attempt, after_s: float) -> str:
+    handler = attempt.handler
+    return (
+        f"no controller has acted on {handler.kind} {attempt.name} for {after_s:g} s — "
+        f"is {handler.controller} installed?"
+    )
 
 
 def update(attempt: Attempt, obs: Observation) -> AttemptUpdate:

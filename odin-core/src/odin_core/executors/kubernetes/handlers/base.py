@@ -31,6 +31,9 @@ class KindHandler(ABC):
     """SUCCEEDED means "up": the objects stay until the run is cleaned up."""
     name_limit: ClassVar[int] = MAX_NAME
     """Longest object name; kinds whose controllers derive longer names from it ask for less."""
+    controller: ClassVar[str] = ""
+    """The controller that must act on the main object when it is not a built-in one ("the Kubeflow training
+    operator"): when nothing acts on the object for a while, the attempt says so, naming it."""
 
     @abstractmethod
     def manifests(self, launch: Launch, name: str, opts: PodOptions) -> list[Obj]:
@@ -39,6 +42,10 @@ class KindHandler(ABC):
     @abstractmethod
     def observe(self, obj: Obj | None, pods: list[Obj]) -> Observation:
         """The attempt's state from its main object (None until seen) and its pods."""
+
+    def controller_acted(self, obj: Obj | None, pods: list[Obj]) -> bool:
+        """Whether a controller has done anything with the attempt's object: written its status, made pods."""
+        return bool(pods) or bool((obj or {}).get("status"))
 
     def pod_labels(self, name: str) -> dict[str, str]:
         """Extra labels on the attempt's pods (besides Odin's run/task/attempt labels)."""

@@ -37,7 +37,10 @@ class JobHandler(KindHandler):
     def observe(self, obj: Obj | None, pods: list[Obj]) -> Observation:
         if obj is not None and is_true(obj, "Complete"):
             done = [p for p in pods if phase(p) == "Succeeded"]
-            return pod_observation(done[0], self.container) if done else Observation(TaskStatus.SUCCEEDED, exit_code=0)
+            if done:
+                return pod_observation(done[0], self.container)
+            # The Job's watch can be ahead of the pods' watch: wait for the pod's end (its outputs), if any.
+            return Observation(TaskStatus.RUNNING) if pods else Observation(TaskStatus.SUCCEEDED, exit_code=0)
         if obj is not None and is_true(obj, "Failed"):
             cond = condition(obj, "Failed") or {}
             from_pod = first_failed_pod(pods, self.container)

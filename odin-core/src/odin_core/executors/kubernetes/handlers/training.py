@@ -1,21 +1,38 @@
-"""Training-operator kinds: PyTorchJob, TFJob, MPIJob (kubeflow.org/v1) and ElasticJob (DLRover).
+"""Training-operator kinds: PyTorchJob, TFJob, MPIJob (kubeflow.org/v1), and ElasticJob, an elastic PyTorchJob.
 
 Every kind has one primary replica (Master, Chief, Launcher; ElasticJob: worker 0) that runs the
 task's command and whose termination message carries the outputs, plus ``num_workers`` Worker
-replicas with ``num_gpus`` GPUs each. The CR's conditions (Succeeded / Failed / Running) decide;
+replicas with ``num_gpus`` GPUs each. The Kubeflow training operator (v1.8) creates the replica pods
+and decides the job's fate; its conditions (Succeeded / Failed / Running) decide the attempt's, and
 the replica pods (labelled by the operator, and carrying Odin's labels copied from the template)
-explain a wait and give outputs and failure details.
+explain a wait and give outputs and failure details. Every replica runs with ``restartPolicy: Never``
+(Odin retries with a fresh job) and ``cleanPodPolicy: None`` so that every replica's log can be read
+when the job ends; clean-up deletes the job and the garbage collector its pods.
+
+``ElasticJob``: the original Odin created ``elastic.pytorch.org`` ElasticJobs, whose operator is long
+archived; today it means a PyTorchJob with an ``elasticPolicy`` (torchrun's c10d rendezvous), the
+way the training operator runs elastic PyTorch: ``max(num_workers, 1)`` Worker replicas and no
+Master, ``minReplicas`` = ``maxReplicas`` = that number unless the task's env sets
+``ODIN_ELASTIC_MIN_REPLICAS`` / ``ODIN_ELASTIC_MAX_REPLICAS``. Worker 0 reports the outputs.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from .... import constants as C
+from ....errors import PermanentError
 from ....model import TaskStatus
 from ...base import Launch
-from ..names import KUBEFLOW_JOB_NAME, KUBEFLOW_REPLICA_INDEX, KUBEFLOW_REPLICA_TYPE
+from ..names import (
+    ENV_ELASTIC_MAX,
+    ENV_ELASTIC_MIN,
+    KUBEFLOW_JOB_NAME,
+    KUBEFLOW_REPLICA_INDEX,
+    KUBEFLOW_REPLICA_TYPE,
+)
 from ..podspec import PodOptions, pod_template
-from ..resources import ELASTICJOBS, MPIJOBS, PYTORCHJOBS, TFJOBS
+from ..resources import MPIJOBS, PYTORCHJOBS, TFJOBS
 from ..status import (
     Observation,
     condition,
@@ -44,6 +61,7 @@ class TrainingJobHandler(KindHandler):
     primary_gpus: ClassVar[bool] = True
     """Whether the primary replica gets ``num_gpus`` too (an MPI launcher does not)."""
     name_limit = NAME_LIMIT
+    controller = "the Kubeflow training operator"
 
     def replicas(self, launch: Launch, opts: PodOptions) -> dict[str, Obj]:
         gpus = launch.task.num_gpus
@@ -59,7 +77,11 @@ class TrainingJobHandler(KindHandler):
 
     def manifests(self, launch: Launch, name: str, opts: PodOptions) -> list[Obj]:
         job = self.manifest_head(name, opts)
-        job["spec"] = {self.replica_specs: self.replicas(launch, opts), **self.extra_spec(launch)}
+        job["spec"] = {
+            self.replica_specs: self.replicas(launch, opts),
+            "runPolicy": {"cleanPodPolicy": "None"},
+            **self.extra_spec(launch),
+        }
         return [job]
 
     def primary_pod(self, pods: list[Obj]) -> Obj | None:
@@ -74,9 +96,12 @@ class TrainingJobHandler(KindHandler):
     def observe(self, obj: Obj | None, pods: list[Obj]) -> Observation:
         if obj is not None and is_true(obj, "Succeeded"):
             main = self.primary_pod(pods)
-            if main is not None and phase(main) == "Succeeded":
+            if main is None:  # gone already: nothing to read outputs from
+                return Observation(TaskStatus.SUCCEEDED, exit_code=0)
+            if phase(main) == "Succeeded":
                 return pod_observation(main, self.container)
-            return Observation(TaskStatus.SUCCEEDED, exit_code=0)
+            # The job's watch can be ahead of the pods' watch: wait for the primary pod's end (its outputs).
+            return Observation(TaskStatus.RUNNING)
         if obj is not None and is_true(obj, "Failed"):
             cond = condition(obj, "Failed") or {}
             detail = first_failed_pod(pods, self.container)
@@ -121,22 +146,43 @@ class MPIJobHandler(TrainingJobHandler):
     def extra_spec(self, launch: Launch) -> Obj:
         return {"slotsPerWorker": max(launch.task.num_gpus, 1)}
 
+    def replicas(self, launch: Launch, opts: PodOptions) -> dict[str, Obj]:
+        """MPI workers are daemons (sshd) that the launcher's ``mpirun`` drives: they run until the job ends
+        (labelled long-running, which the local control plane's kwok stages honour)."""
+        specs = super().replicas(launch, opts)
+        if self.worker in specs:
+            specs[self.worker]["template"]["metadata"]["labels"][C.LABEL_LONG_RUNNING] = "true"
+        return specs
 
-class ElasticJobHandler(TrainingJobHandler):
-    """DLRover's ElasticJob: ``num_workers`` workers (at least one); worker 0 reports the outputs."""
+
+class ElasticJobHandler(PyTorchJobHandler):
+    """An elastic PyTorchJob: Workers only (worker 0 is the primary), ``elasticPolicy`` min/max replicas."""
 
     kind = "ElasticJob"
-    resource = ELASTICJOBS
-    replica_specs = "replicaSpecs"
-    primary = "worker"
-    job_label = "elasticjob.dlrover/name"
-    type_label = "elasticjob.dlrover/replica-type"
-    index_label = "elasticjob.dlrover/replica-index"
+    primary = "Worker"
 
     def replicas(self, launch: Launch, opts: PodOptions) -> dict[str, Obj]:
-        template = pod_template(launch, opts)
+        template = pod_template(launch, opts, gpus=launch.task.num_gpus)
         count = max(launch.task.num_workers, 1)
         return {self.primary: {"replicas": count, "restartPolicy": "Never", "template": template}}
 
     def extra_spec(self, launch: Launch) -> Obj:
-        return {"distributionStrategy": "AllreduceStrategy"}
+        count = max(launch.task.num_workers, 1)
+        low = _replicas_setting(launch, ENV_ELASTIC_MIN, count)
+        high = _replicas_setting(launch, ENV_ELASTIC_MAX, count)
+        if not 1 <= low <= count <= high:
+            raise PermanentError(
+                f"ElasticJob {launch.task.name!r}: needs {ENV_ELASTIC_MIN} ({low}) <= num_workers ({count}) "
+                f"<= {ENV_ELASTIC_MAX} ({high}), and at least 1"
+            )
+        return {"elasticPolicy": {"minReplicas": low, "maxReplicas": high, "rdzvBackend": "c10d"}}
+
+
+def _replicas_setting(launch: Launch, name: str, default: int) -> int:
+    text = launch.task.env.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise PermanentError(f"ElasticJob {launch.task.name!r}: {name} must be a whole number, not {text!r}") from None

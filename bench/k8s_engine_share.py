@@ -1,0 +1,60 @@
+"""The engine's and the store's share of a one-step Kubernetes pipeline's CPU: the same one-step pipelines as
+bench/k8s_throughput.py, through the real Engine and SQLite store, with an executor that finishes every attempt
+at once (InstantExecutor), so what is left is the engine's and the store's own work.
+
+    python bench/k8s_engine_share.py [--pipelines 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from odin_core.engine import Engine
+from odin_core.executors.instant import InstantExecutor
+from odin_core.spec.model import PipelineSpec, TaskSpec
+from odin_core.store.sqlite import SqliteStore
+
+WARM_UP = 20
+
+
+def cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pipelines", type=int, default=1000)
+    n = ap.parse_args().pipelines
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "odin.db")
+        await store.open()
+        engine = Engine(store, InstantExecutor(), root_path=Path(tmp), data_path=Path(tmp) / "data")
+        await engine.start(adopt=False)
+        spec = PipelineSpec("bench", (TaskSpec("step", "odin/task:bench", ("run",)),), job="bench")
+
+        async def one() -> None:
+            run = await engine.submit(spec)
+            await engine.wait(run.run_id)
+
+        await asyncio.gather(*(one() for _ in range(WARM_UP)))
+        cpu0, t0 = cpu_s(), time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        cpu, elapsed = cpu_s() - cpu0, time.perf_counter() - t0
+        await engine.close()
+        await store.close()
+    load = os.getloadavg()[0]
+    print(
+        f"{n} one-step pipelines, engine + SQLite store + InstantExecutor, submitted at once (load average {load:.1f})"
+    )
+    print(f"CPU per pipeline: {cpu / n * 1000:.2f} ms; {n / elapsed * 60:.0f} pipelines/min")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
