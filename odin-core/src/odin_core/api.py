@@ -127,9 +127,11 @@ class Odin:
             raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         return RunView(run, tuple(await self.store.get_tasks(run_id)))
 
-    async def status(self, pattern: str = "", *, limit: int | None = None, offset: int = 0) -> list[RunView]:
+    async def status(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
         """Runs matching ``pattern`` (id, job or pipeline name; see ``store.base.match_pattern``), newest first."""
-        runs = await self.store.list_runs(pattern=pattern, limit=limit, offset=offset)
+        runs = await self.store.list_runs(pattern=pattern, active_only=active_only, limit=limit, offset=offset)
         return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in runs]
 
     async def task(self, resource: str) -> TaskRecord:

@@ -91,7 +91,8 @@ async def ping(s: Session, payload: Any) -> AsyncIterator[Reply]:
 async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
     path = i.job_dir(s.root, i.field(payload, "job"))
     run_id = payload.get("run_id") if isinstance(payload, dict) else None
-    run = await s.odin.submit(path, run_id=None if run_id is None else i.run_id(run_id))
+    # shielded: a client that goes away while the run is being created must not leave half a run behind
+    run = await asyncio.shield(s.odin.submit(path, run_id=None if run_id is None else i.run_id(run_id)))
     yield OK, run.run_id
     if isinstance(payload, dict) and payload.get("watch") is False:
         return
