@@ -166,14 +166,16 @@ class Odin:
         view = await self.run(run_id)
         return await self.executor_for(view.run).events(run_id, name)
 
-    async def logs(self, resource: str, *, follow: bool = False, lines: int | None = None) -> AsyncIterator[str]:
+    async def logs(
+        self, resource: str, *, follow: bool = False, lines: int | None = None, namespace: str | None = None
+    ) -> AsyncIterator[str]:
         record = await self.task(resource)
         executor = self.executor_for((await self.run(record.run_id)).run)
 
         async def ended() -> bool:
             return (await self.task(resource)).status.is_terminal
 
-        async for line in executor.logs(record, follow=follow, lines=lines, until=ended):
+        async for line in executor.logs(record, follow=follow, lines=lines, until=ended, namespace=namespace):
             yield line
 
     async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:

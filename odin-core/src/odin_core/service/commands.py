@@ -131,11 +131,13 @@ async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
     resource = i.resource(i.field(payload, "resource"))
     lines = payload.get("lines") if isinstance(payload, dict) else None
     lines = None if lines is None else i.seq(lines, "lines")
+    namespace = payload.get("namespace") if isinstance(payload, dict) else None
+    namespace = i.namespace(namespace) if namespace else None
     if i.flag(payload, "follow"):
-        async for line in s.odin.logs(resource, follow=True, lines=lines):
+        async for line in s.odin.logs(resource, follow=True, lines=lines, namespace=namespace):
             yield OK, line
     else:
-        yield OK, "\n".join([line async for line in s.odin.logs(resource, lines=lines)])
+        yield OK, "\n".join([line async for line in s.odin.logs(resource, lines=lines, namespace=namespace)])
     yield END, resource
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..constants import MAIN_FILE
 from ..errors import InvalidRequest, NotFound
-from ..spec.ids import check_run_id, split_resource
+from ..spec.ids import check_run_id, check_task_name, split_resource
 
 MAX_TEXT = 1024  # patterns, reasons, job paths: far longer than any real one
 MAX_PATH_PART = 255  # NAME_MAX of every common file system
@@ -50,6 +50,11 @@ def text(value: Any, what: str, *, limit: int = MAX_TEXT) -> str:
 def run_id(value: Any) -> str:
     """A run id (a DNS label without ``--``), or InvalidRequest."""
     return check_run_id(value)
+
+
+def namespace(value: Any) -> str:
+    """A Kubernetes namespace: a DNS label (checked like a task name)."""
+    return check_task_name(text(value, '"namespace"', limit=63))
 
 
 def resource(value: Any) -> str:
