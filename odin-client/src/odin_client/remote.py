@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from odin_core.errors import AuthError, Conflict, InvalidRequest, NotFound, OdinError, Problem, SpecError, UpstreamError
-from odin_core.model import CleanupResult, Event, RunRecord, RunStatus, RunView, TaskRecord
+from odin_core.model import CleanupResult, Event, RunRecord, RunView, TaskRecord
 from odin_core.tasks import TaskSet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -30,7 +30,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 log = logging.getLogger("odin.client")
 
 PROTOCOL_VERSION = 1
-TERMINAL_RUN_STATUSES = frozenset(s.value for s in RunStatus if s.is_terminal)
 TIME_FIELDS = frozenset({"submitted", "started", "completed", "retry_at", "deadline", "time"})
 RECONNECT_DELAYS_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # then the last one, until reconnect_timeout_s has passed
 _GONE = object()  # put on every pending queue when the connection ends
@@ -328,13 +327,10 @@ class RemoteOdin:
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
-        # "odin": true asks for each run's whole record too (legacy entries carry only the first Odin's fields)
-        entries = [
-            e
-            for e in await self.request("STATUS", {"pattern": pattern, "odin": True})
-            if not (active_only and e["pipeline_status"]["status"] in TERMINAL_RUN_STATUSES)
-        ]
-        entries = entries[offset : None if limit is None else offset + limit]
+        # "odin": true asks for each run's whole record too (legacy entries carry only the first Odin's fields),
+        # and pages in the server's store
+        request = {"pattern": pattern, "odin": True, "limit": limit, "offset": offset, "active_only": active_only}
+        entries = await self.request("STATUS", request)
 
         async def record(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get("record"), dict):

@@ -107,7 +107,13 @@ async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
     """Legacy entries carry exactly the first Odin's fields; ``"odin": true`` adds each run's full record."""
     pattern = i.text(i.field(payload, "pattern", required=False) or "", "a STATUS pattern")
     full = i.flag(payload, "odin")
-    yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern)]
+    page: dict[str, Any] = {}
+    if full and isinstance(payload, dict):  # new clients page in the store: {"limit", "offset", "active_only"}
+        if payload.get("limit") is not None:
+            page["limit"] = i.seq(payload["limit"], '"limit"')
+        page["offset"] = i.seq(payload.get("offset", 0), '"offset"')
+        page["active_only"] = i.flag(payload, "active_only")
+    yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern, **page)]
 
 
 async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
