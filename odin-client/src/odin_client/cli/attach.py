@@ -23,7 +23,7 @@ async def preflight(cli_state: CliState) -> None:
     """Setup problems as one clear line before a run is created (today: the Kubernetes connection)."""
     settings = cli_state.settings()
     if settings.executor == "kubernetes":
-        from .preflight import check_kubernetes
+        from odin_core.executors.kubernetes.preflight import check_kubernetes
 
         await asyncio.to_thread(check_kubernetes, settings.kubernetes)
 

@@ -10,8 +10,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from odin_core.errors import InvalidRequest, UpstreamError
-from odin_core.settings import KubernetesSettings
+from ...errors import InvalidRequest, UpstreamError
+from ...settings import KubernetesSettings
 
 PREFLIGHT_TIMEOUT_S = 5.0
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
@@ -21,7 +21,8 @@ KUBECONFIG_HINT = "give one with --kubeconfig PATH (or ODIN_KUBECONFIG)"
 def check_kubernetes(settings: KubernetesSettings, *, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Raise InvalidRequest (no usable kubeconfig) or UpstreamError (the API server cannot be used)."""
     from kubernetes.config import ConfigException
-    from odin_core.executors.kubernetes.client import ApiError, KubeClient, load_api_client
+
+    from .client import ApiError, KubeClient, load_api_client
 
     given = settings.kubeconfig
     if given and not Path(given).expanduser().is_file():
