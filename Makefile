@@ -14,7 +14,7 @@ help:
 	@echo "make test         every test, including the real Kubernetes control plane (built on first use)"
 	@echo "make test-fast    the tests that need no control plane"
 	@echo "make check        ruff, mypy and the import-layer contracts"
-	@echo "make bench        the benchmarks of bench/ (numbers go to docs/benchmarks.md)"
+	@echo "make bench        every benchmark of bench/ (BENCH=name for one); numbers go to docs/benchmarks.md"
 	@echo "make services     install PostgreSQL and build FerretDB for the store tests (tools/services)"
 	@echo "make images       build the images (core, gateway, midgard) with podman or docker; BASE=local: no registry"
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
@@ -47,10 +47,8 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: venv
-	$(PY) bench/engine_bookkeeping.py
-	$(PY) bench/handoff_latency.py
-	$(PY) bench/local_start_latency.py
+bench: venv k8s-build services http-setup
+	$(PY) bench/run.py $(BENCH)
 
 http-setup:
 	bash tools/http/setup.sh

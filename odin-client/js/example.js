@@ -28,7 +28,7 @@ async function main([url, job, token = process.env.ODIN_TOKEN]) {
       if (ev.kind === 'run') runStatus = ev.status;
     });
 
-    const { jobs: record } = await odin.request('DATA', { resource: runId });
+    const { jobs: record } = await odin.request('DATA', { resource: runId, odin: true }); // Odin's own record
     for (const task of record.tasks) {
       console.log(`--- logs of ${task.task_id} (${task.status})`);
       await odin.stream('LOGS', { resource: task.task_id }, (text) => {

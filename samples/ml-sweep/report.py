@@ -34,7 +34,15 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
-    publish({"report_path": str(out)})
+    # what the run is for, as the run's last outputs: `odin run` prints them when the run is DONE
+    publish(
+        {
+            "best_model": summary["best_model"],
+            "best_score": summary["best_score"],
+            "test_accuracy": summary["test_accuracy"],
+            "report_path": str(out),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def test_run_no_watch_prints_only_the_id_and_the_summary(odin, make_job) -> None
     lines = odin("run", str(make_job(TWO_TASKS)), "--no-watch", "--run-id", "pair-quiet").stdout.splitlines()
     assert lines[0] == "pair-quiet"
     assert lines[1].startswith("run pair-quiet DONE in ")
-    assert len(lines) == 2
+    # then what the run produced: the outputs of its last task that has any (`second` has none)
+    assert lines[2:] == ["outputs of first (odin data pair-quiet--first):", "  n  3"]
 
 
 def test_run_with_a_known_run_id_follows_the_same_run(odin, make_job) -> None:
@@ -104,9 +105,9 @@ def test_run_of_an_invalid_pipeline_exits_2_listing_problems(odin, make_job) -> 
     assert odin.json("status") == []
 
 
-def test_status_shows_a_legacy_header_and_a_task_table(odin, make_job) -> None:
+def test_status_tasks_shows_a_legacy_header_and_a_task_table(odin, make_job) -> None:
     odin("run", str(make_job(TWO_TASKS)), "--run-id", "pair-st", "--no-watch")
-    out = odin("status").stdout
+    out = odin("status", "--tasks").stdout
     lines = out.splitlines()
     assert lines[0] == "pair-st --> DONE"
     assert lines[1].startswith("job: ") and "submitted: " in lines[1] and "duration: " in lines[1]

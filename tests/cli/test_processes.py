@@ -120,7 +120,7 @@ def test_six_odin_runs_on_one_home_all_finish_done_ten_rounds_in_a_row(tmp_path:
             assert p.returncode == 0, f"round {round_}: exit {p.returncode}\n{err[-2000:]}"
             record = json.loads(out)
             assert record["status"] == "DONE", record["message"]
-    listing = json.loads(_odin(home, "status", "small", "-o", "json").stdout)
+    listing = json.loads(_odin(home, "status", "small", "--all", "-o", "json").stdout)
     assert len(listing) == ROUNDS * PARALLEL
     assert {v["run"]["status"] for v in listing} == {"DONE"}
 

@@ -206,10 +206,9 @@ async def test_the_heartbeat_touches_only_active_runs(make_engine) -> None:
     live = await engine.submit(pipeline(task("a", SLEEP.format(30))))
     held = await engine.store.renew(engine.owner, time.time())
     assert held == {live.run_id: None}
-    async with engine.store.db.execute(
-        "EXPLAIN QUERY PLAN UPDATE runs SET heartbeat=1 WHERE owner='x' AND status IN ('BUILDING','RUNNING')"
-    ) as cur:
-        plan = " ".join(str(row[-1]) for row in await cur.fetchall())
+    plan = await engine.store.explain(
+        "UPDATE runs SET heartbeat=1 WHERE owner='x' AND status IN ('BUILDING','RUNNING')"
+    )
     assert "runs_active_owner" in plan, plan
     await engine.stop(live.run_id)
 

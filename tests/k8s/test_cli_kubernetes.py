@@ -30,8 +30,9 @@ def test_run_status_logs_events_cleanup_on_a_cluster(kube, namespace, tmp_path):
     (greet,) = record["tasks"]
     assert greet["resource_id"] and greet["status"] == "SUCCEEDED"
 
-    status = odin(kube, namespace, tmp_path, "status", run_id)
-    assert f"{run_id} --> DONE" in status.stdout
+    status = odin(kube, namespace, tmp_path, "status", run_id, "--tasks")
+    assert status.returncode == 0, status.stderr
+    assert f"{run_id} --> DONE" in status.stdout and "greet" in status.stdout
 
     logs = odin(kube, namespace, tmp_path, "logs", f"{run_id}--greet")
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr  # captured from the pod before deletion

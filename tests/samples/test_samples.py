@@ -97,6 +97,13 @@ def test_ml_sweep(odin: OdinProcess) -> None:
     assert report.is_file() and report.parent == odin.home / "data" / "ml-sweep-e2e" / "report"
     text = report.read_text()
     assert f"Digits sweep: {best} wins" in text and f"**{best}**" in text
+    # the run ends by showing what it was for: the winner, its score, where the report is
+    summary = done.stderr[done.stderr.index("run ml-sweep-e2e DONE in") :].splitlines()
+    assert summary[1] == "outputs of report (odin data ml-sweep-e2e--report):", done.stderr
+    shown = dict(line.split(None, 1) for line in summary[2:6])
+    assert shown["best_model"] == best
+    assert float(shown["best_score"]) == pytest.approx(tasks["evaluate"]["outputs"]["best_score"], abs=1e-4)
+    assert shown["report_path"] == str(report)
     trainings = [tasks[f"train-{v}"] for v in sorted(VARIANTS)]
     for t in trainings:
         assert Path(t["outputs"]["model_path"]).is_file()
@@ -117,8 +124,9 @@ def test_retry_then_inspect_and_clean_up(odin: OdinProcess) -> None:
     assert (tasks["flaky"]["status"], tasks["flaky"]["attempt"]) == ("SUCCEEDED", 2)
     assert tasks["after-flaky"]["status"] == "SUCCEEDED"
     assert tasks["slow"]["status"] == "FAILED" and "timed out" in tasks["slow"]["message"]
-    table = odin("status", "retry-e2e").stdout
-    assert table.startswith("retry-e2e --> TERMINATED\n")
+    line = odin("status", "retry-e2e").stdout.splitlines()[1]
+    assert line.split()[:3] == ["retry-e2e", "TERMINATED", "2/3"] and line.endswith("timed out after 1s")
+    assert odin("status", "retry-e2e", "--tasks").stdout.startswith("retry-e2e --> TERMINATED\n")
 
     log = odin("logs", "retry-e2e--flaky", "-f", timeout=20).stdout
     assert log.splitlines() == [
@@ -225,7 +233,7 @@ def test_ctrl_c_stops_the_run_and_exits_130(odin: OdinProcess, running: Any) -> 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
     tail = "\n".join(rest_of(lines))
-    assert "interrupted: stopping run long-e2e" in tail
+    assert "stopping run long-e2e (its running tasks are being ended)" in tail
     assert "run long-e2e TERMINATED" in tail
     [status] = odin.json("status", "long-e2e")
     assert status["run"]["status"] == "TERMINATED"

@@ -180,6 +180,7 @@ async def test_malformed_frames_get_an_error_and_end_no_stream(server, witness, 
         pytest.param("WATCH", {"run": "hello-abcd1234", "after_seq": 2**70}, id="huge-seq"),
         pytest.param("LOGS", {"resource": "hello-abcd1234--greet", "lines": 2**70}, id="huge-lines"),
         pytest.param("START", {"job": "../" * 40 + "etc"}, id="start-up-and-out"),
+        pytest.param("LOGS", {"resource": "hello-abcd1234--greet", "namespace": "../kube-system"}, id="logs-ns"),
     ],
 )
 async def test_nul_bytes_and_long_names_are_invalid_requests(server, witness, command, payload):

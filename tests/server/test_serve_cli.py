@@ -114,3 +114,20 @@ async def test_a_port_in_use_is_one_line(tmp_path, root):
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in text and "Traceback" not in text, text
+
+
+async def test_serve_with_the_kubernetes_executor_and_no_usable_kubeconfig_is_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "pipelines"
+    root.mkdir()
+    missing = tmp_path / "nope.yaml"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "odin_core", "serve", "--port", "0", "--root-path", str(root),
+        "--executor", "kubernetes", "--kubeconfig", str(missing),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(tmp_path),
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines == [
+        f"error: kubeconfig {missing} does not exist; give one with --kubeconfig PATH (or ODIN_KUBECONFIG)"
+    ]

@@ -212,3 +212,16 @@ async def test_shutdown_closes_with_going_away_and_runs_go_on(odin, root):
     run = await odin.store.get_run(run_id)
     assert run is not None and not run.status.is_terminal  # the run is still going, for a successor to adopt
     await odin.stop(run_id)
+
+
+async def test_status_pages_in_the_store_for_new_clients(server):
+    async with connect(server.url) as ws:
+        for i in range(3):
+            await request(ws, "START", {"job": "chain", "watch": False}, id=f"s{i}")
+            await collect(ws, [f"s{i}"], until_end=False)
+        await request(ws, "STATUS", {"pattern": "", "odin": True, "limit": 2, "offset": 1}, id="page")
+        (page,) = (await collect(ws, ["page"], until_end=False))["page"]
+        await request(ws, "STATUS", {"pattern": "", "odin": True}, id="all")
+        (everything,) = (await collect(ws, ["all"], until_end=False))["all"]
+    labels = [e["pipeline_status"]["label"] for e in everything["response"]]
+    assert [e["pipeline_status"]["label"] for e in page["response"]] == labels[1:3]

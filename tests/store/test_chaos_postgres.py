@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from test_engine_backends import REATTACH
-
 HARNESS = Path(__file__).resolve().parents[1] / "chaos" / "harness.py"
 ITERATIONS = int(os.environ.get("ODIN_CHAOS_PG_ITERATIONS", "10"))
 
@@ -22,7 +20,6 @@ def _harness():
     return module
 
 
-@REATTACH
 async def test_killing_a_core_on_postgres_changes_nothing(postgres: str, tmp_path: Path) -> None:
     harness = _harness()
     case = harness.Case(root=tmp_path / "pipelines", home=tmp_path / "home", store_url=postgres)

@@ -44,6 +44,7 @@ def diamond(counter: Path, *, slow_s: float = 0.0) -> PipelineSpec:
             task("e", counted(counter), depends=("a",)),
         ),
         job="diamond",
+        on_failure="continue",  # b's outcome must not depend on whether c fails before b ends
     )
 
 
@@ -99,12 +100,6 @@ async def test_a_pipeline_ends_the_same_on_every_backend(cores: Cores, tmp_path:
     assert events[-1].kind == "run" and events[-1].status == "TERMINATED"
 
 
-REATTACH = pytest.mark.xfail(
-    reason="the local executor cannot re-attach to a task started by another core yet (issue 8's local executor)"
-)
-
-
-@REATTACH
 async def test_a_second_engine_adopts_what_the_first_let_go_of(cores: Cores, tmp_path: Path) -> None:
     counter = tmp_path / "count"
     first = await cores.engine()

@@ -320,14 +320,21 @@ class HttpOdin:
     async def run(self, run_id: str) -> RunView:
         return run_view((await self.request("GET", f"/v1/pipelines/{run_id}"))["pipeline"])
 
-    async def status(self, pattern: str = "") -> list[RunView]:
+    async def status(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
+        """Runs matching ``pattern``, newest first: ``limit`` of them (all when None) after skipping ``offset``
+        (``active_only``: of the runs that have not ended, picked here from the gateway's pages)."""
         views: list[RunView] = []
-        offset: int | None = 0
-        while offset is not None:
-            body = await self.request("GET", "/v1/pipelines", params={"q": pattern, "offset": offset, "limit": 1000})
-            views += [run_view(p) for p in body["pipelines"]]
-            offset = body["page"]["next"]
-        return views
+        at: int | None = 0 if active_only else offset
+        skip = offset if active_only else 0
+        while at is not None and (limit is None or len(views) < skip + limit):
+            size = 1000 if limit is None or active_only else min(limit - len(views), 1000)
+            body = await self.request("GET", "/v1/pipelines", params={"q": pattern, "offset": at, "limit": size})
+            views += [v for v in map(run_view, body["pipelines"]) if not (active_only and v.run.status.is_terminal)]
+            at = body["page"]["next"]
+        views = views[skip:]
+        return views if limit is None else views[:limit]
 
     async def task(self, resource: str) -> TaskRecord:
         return TaskRecord.from_record(await self.data(resource))

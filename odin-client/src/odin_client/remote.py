@@ -320,12 +320,17 @@ class RemoteOdin:
     async def run(self, run_id: str) -> RunView:
         return decode_view(await self._data(run_id))
 
-    async def status(self, pattern: str = "") -> list[RunView]:
-        """Runs matching ``pattern`` (newest first), from each STATUS entry's ``record``.
+    async def status(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
+        """Runs matching ``pattern`` (newest first), a page of them, from each STATUS entry's ``record``.
 
         An entry without one (a server that sends only the legacy shape) is read with DATA.
         """
-        entries = await self.request("STATUS", {"pattern": pattern, "odin": True})
+        # "odin": true asks for each run's whole record too (legacy entries carry only the first Odin's fields),
+        # and pages in the server's store
+        request = {"pattern": pattern, "odin": True, "limit": limit, "offset": offset, "active_only": active_only}
+        entries = await self.request("STATUS", request)
 
         async def record(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get("record"), dict):
@@ -344,7 +349,7 @@ class RemoteOdin:
         return decode_record(await self._data(resource))
 
     async def _data(self, resource: str) -> dict[str, Any]:
-        reply = await self.request("DATA", {"resource": resource, "odin": True})
+        reply = await self.request("DATA", {"resource": resource, "odin": True})  # Odin's record, not the legacy one
         record: dict[str, Any] = reply["jobs"]
         return record
 

@@ -123,6 +123,10 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if settings.executor == "kubernetes":  # a setup problem is one line now, not a failed run later
+        from .executors.kubernetes.preflight import check_kubernetes
+
+        await asyncio.to_thread(check_kubernetes, settings.kubernetes)
     async with await Odin.open(settings, root=service.root_path) as odin, serve_odin(odin, service) as server:
         print(f"odin-core {__version__} serving {server.url} (root {service.root_path})", flush=True)
         async with keep_for(odin, settings.store_settings.retention_s):

@@ -127,9 +127,11 @@ class Odin:
             raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         return RunView(run, tuple(await self.store.get_tasks(run_id)))
 
-    async def status(self, pattern: str = "", *, limit: int | None = None, offset: int = 0) -> list[RunView]:
+    async def status(
+        self, pattern: str = "", *, active_only: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RunView]:
         """Runs matching ``pattern`` (id, job or pipeline name; see ``store.base.match_pattern``), newest first."""
-        runs = await self.store.list_runs(pattern=pattern, limit=limit, offset=offset)
+        runs = await self.store.list_runs(pattern=pattern, active_only=active_only, limit=limit, offset=offset)
         return [RunView(r, tuple(await self.store.get_tasks(r.run_id))) for r in runs]
 
     async def task(self, resource: str) -> TaskRecord:
@@ -164,14 +166,16 @@ class Odin:
         view = await self.run(run_id)
         return await self.executor_for(view.run).events(run_id, name)
 
-    async def logs(self, resource: str, *, follow: bool = False, lines: int | None = None) -> AsyncIterator[str]:
+    async def logs(
+        self, resource: str, *, follow: bool = False, lines: int | None = None, namespace: str | None = None
+    ) -> AsyncIterator[str]:
         record = await self.task(resource)
         executor = self.executor_for((await self.run(record.run_id)).run)
 
         async def ended() -> bool:
             return (await self.task(resource)).status.is_terminal
 
-        async for line in executor.logs(record, follow=follow, lines=lines, until=ended):
+        async for line in executor.logs(record, follow=follow, lines=lines, until=ended, namespace=namespace):
             yield line
 
     async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:

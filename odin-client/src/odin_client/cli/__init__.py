@@ -14,11 +14,13 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from .commands_drive import drive_cmd
 from .commands_gateway import GATEWAY_COMMANDS
 from .commands_gpus import gpus_cmd, nodes_cmd, top_cmd
 from .commands_inspect import cleanup_cmd, data_cmd, events_cmd, logs_cmd, status_cmd
-from .commands_run import run_cmd, stop_cmd
+from .commands_run import resubmit_cmd, run_cmd
 from .commands_spec import show_cmd, validate_cmd
+from .commands_stop import stop_cmd
 from .common import CliState
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -26,13 +28,14 @@ REMOTE_JOB_NOTE = "With --server, DIR is a job path relative to the server's --r
 
 
 class OdinGroup(click.Group):
-    """With --server, `odin run DIR` names a job on the server: DIR is not checked against this machine's files."""
+    """With --server, `odin run/validate/show DIR` name a job on the server: DIR is not checked against this
+    machine's files."""
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
-        if command is run_cmd and ctx.params.get("server"):
+        if command in (run_cmd, validate_cmd, show_cmd) and command is not None and ctx.params.get("server"):
             command = copy.copy(command)
             command.help = f"{inspect.cleandoc(command.help or '')}\n\n{REMOTE_JOB_NOTE}"
             command.params = [_remote_path(p) for p in command.params]
@@ -81,15 +84,16 @@ def _remote_path(param: click.Parameter) -> click.Parameter:
     envvar="ODIN_SERVER",
     default=None,
     metavar="URL",
-    help="Drive a remote core (`odin-core serve`, e.g. ws://127.0.0.1:30000) instead of the engine here; "
-    "run/status/logs/data/events/cleanup/stop go to it, and `odin run DIR` names a job path relative to the "
-    "server's --root-path. validate and show still read local directories. [env: ODIN_SERVER]",
+    help="Drive a remote core (`odin-core serve`, e.g. ws://127.0.0.1:30000) instead of the engine here; every "
+    "command goes to it, and DIR (run, validate, show) names a job path relative to the server's --root-path. "
+    "[env: ODIN_SERVER]",
 )
 @click.option(
     "--token",
     envvar="ODIN_TOKEN",
     default=None,
-    help="Token (or JWT) presented to --server as `Authorization: Bearer`. [env: ODIN_TOKEN]",
+    help="Token (or JWT) presented to --server as `Authorization: Bearer`; prefer the environment variable "
+    "(arguments are visible to other users in `ps`). [env: ODIN_TOKEN]",
 )
 @click.version_option(__version__, prog_name="odin")
 @click.pass_context
@@ -108,8 +112,10 @@ def cli(
     Quick start:
       odin validate samples/hello     check a pipeline
       odin run samples/hello          run it here, following its tasks
-      odin status                     every run and its tasks
+      odin run samples/ml-sweep -d    run it in the background; prints the run id
+      odin status                     the most recent runs, one line each
       odin logs <run id>--greet       a task's log
+      odin resubmit <run id>          run an ended run again, reusing its succeeded tasks
       odin --executor kubernetes --kubeconfig ~/.kube/config run samples/hello
                                       run it on a cluster, one Pod per task
       odin --server ws://127.0.0.1:30000 run hello
@@ -120,7 +126,20 @@ def cli(
     )
 
 
-for command in (run_cmd, status_cmd, logs_cmd, data_cmd, events_cmd, cleanup_cmd, show_cmd, validate_cmd, stop_cmd):
+COMMANDS = (
+    run_cmd,
+    resubmit_cmd,
+    status_cmd,
+    logs_cmd,
+    data_cmd,
+    events_cmd,
+    stop_cmd,
+    cleanup_cmd,
+    show_cmd,
+    validate_cmd,
+    drive_cmd,
+)
+for command in COMMANDS:
     cli.add_command(command)
 for command in GATEWAY_COMMANDS:  # login, logout, push, jobs, history, user: the HTTP gateway's (--server https://…)
     cli.add_command(command)
@@ -134,7 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="odin", standalone_mode=True)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BrokenPipeError:  # `odin status | head`: the reader is gone, which is not an error
+        _quiet_stdout()
+        return 0
     return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not complain about the closed pipe."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

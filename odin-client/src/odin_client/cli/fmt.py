@@ -55,6 +55,31 @@ def span(start: float | None, end: float | None, now: float | None = None) -> st
     return duration(stop - start)
 
 
+def age(ts: float | None, now: float | None = None) -> str:
+    """How long ago ``ts`` was: ``12s ago``, ``3m ago``, ``5h ago``, ``2d ago``; a date after a week."""
+    if not ts:
+        return "-"
+    seconds = max((now if now is not None else time.time()) - ts, 0.0)
+    if seconds < 60:
+        return f"{int(seconds)}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h ago"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)}d ago"
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def compact(value: Any) -> str:
+    """A value on one line: floats to 4 decimals, strings as they are, the rest as JSON."""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value == value else "nan"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
 def styled(status: str) -> str:
     """Rich markup for a status word, coloured by meaning."""
     style = STATUS_STYLES.get(status)

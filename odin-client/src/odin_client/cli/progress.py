@@ -73,6 +73,8 @@ class Display(Protocol):
     def start(self) -> None: ...
     def event(self, ev: Event) -> None: ...
     def note(self, text: str) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -91,6 +93,13 @@ class QuietDisplay:
 
     def note(self, text: str) -> None:
         self.console.print(text, markup=False)
+
+    def pause(self) -> None:
+        """Stop drawing (a question is asked); ``resume`` draws again."""
+        return None
+
+    def resume(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -137,6 +146,12 @@ class LiveDisplay(QuietDisplay):
 
     def note(self, text: str) -> None:
         self.console.print(text)
+
+    def pause(self) -> None:
+        self._live.stop()
+
+    def resume(self) -> None:
+        self._live.start()
 
     def close(self) -> None:
         self._live.refresh()

@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from odin_core.model import CleanupResult, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
+from odin_core.model import CleanupResult, Event, RunRecord, RunStatus, RunView, TaskRecord, TaskStatus
 from rich.markup import escape
 from rich.table import Table
 
-from .fmt import clock, date_time, duration, span, styled
+from .fmt import age, clock, compact, date_time, duration, span, styled
 
 
 def _table(*columns: str, wide: Sequence[str] = ("message",)) -> Table:
@@ -51,6 +51,26 @@ def run_details(run: RunRecord, *, now: float | None = None) -> str:
     if run.message:
         parts.append(f"message: {escape(run.message)}")
     return "  ".join(parts)
+
+
+def runs_table(views: Iterable[RunView], *, now: float | None = None) -> Table:
+    """One line a run: run, status, tasks succeeded/total, age, duration, message."""
+    table = _table("run", "status", "tasks", "age", "duration", "message")
+    for v in views:
+        table.add_row(
+            escape(v.run.run_id),
+            styled(v.run.status.value),
+            task_count(v.tasks),
+            age(v.run.submitted, now),
+            span(v.run.submitted, v.run.completed, now),
+            escape(v.run.message),
+        )
+    return table
+
+
+def task_count(tasks: Sequence[TaskRecord]) -> str:
+    """``succeeded/total``."""
+    return f"{sum(t.status is TaskStatus.SUCCEEDED for t in tasks)}/{len(tasks)}"
 
 
 def events_table(events: Iterable[Event]) -> Table:
@@ -97,9 +117,26 @@ def summary(run: RunRecord, tasks: Sequence[TaskRecord]) -> str:
     return f"run {escape(run.run_id)} is {styled(run.status.value)}"
 
 
-def failure_hints(tasks: Sequence[TaskRecord]) -> list[str]:
-    """What to type next to see why tasks failed."""
-    return [f"  see its log: odin logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
+def failure_hints(tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
+    """What to type next to see why tasks failed (``hint``: the global options to repeat, `--server URL `)."""
+    return [f"  see its log: odin {hint}logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
+
+
+def result_task(tasks: Sequence[TaskRecord]) -> TaskRecord | None:
+    """The task whose outputs a run is for: the last one (in pipeline order) that succeeded with outputs."""
+    done = [t for t in tasks if t.status is TaskStatus.SUCCEEDED and t.outputs]
+    return done[-1] if done else None
+
+
+def result_lines(tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
+    """``outputs of <task>:`` and one ``  key  value`` line per output (plain text)."""
+    task = result_task(tasks)
+    if task is None:
+        return []
+    width = max(len(k) for k in task.outputs)
+    lines = [f"outputs of {task.name} (odin {hint}data {task.task_id}):"]
+    lines += [f"  {key.ljust(width)}  {compact(value)}" for key, value in task.outputs.items()]
+    return lines
 
 
 def status_record(run: RunRecord, tasks: Sequence[TaskRecord]) -> dict[str, Any]:

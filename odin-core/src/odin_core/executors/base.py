@@ -110,8 +110,12 @@ class Executor(ABC):
         lines: int | None = None,
         container: str | None = None,
         until: Callable[[], Awaitable[bool]] | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[str]:
-        """The task's log lines (every attempt, every pod); ``follow`` waits for more until ``until()`` is true."""
+        """The task's log lines (every attempt, every pod); ``follow`` waits for more until ``until()`` is true.
+
+        ``namespace``: where the request says the task's objects are (executors without namespaces ignore it).
+        """
 
     async def events(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         """Executor-level events ({type, reason, source, message, timestamp}) of a run or task."""

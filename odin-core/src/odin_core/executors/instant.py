@@ -36,6 +36,7 @@ class InstantExecutor(Executor):
         lines: int | None = None,
         container: str | None = None,
         until: Callable[[], Awaitable[bool]] | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[str]:
         nothing: tuple[str, ...] = ()
         for line in nothing:

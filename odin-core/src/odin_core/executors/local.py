@@ -299,6 +299,7 @@ class LocalExecutor(Executor):
         lines: int | None = None,
         container: str | None = None,
         until: Callable[[], Awaitable[bool]] | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[str]:
         path = log_path(self._run_path(record.run_id), _name(record.name))
         text = await asyncio.to_thread(read_text, path)

@@ -91,7 +91,8 @@ async def ping(s: Session, payload: Any) -> AsyncIterator[Reply]:
 async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
     path = i.job_dir(s.root, i.field(payload, "job"))
     run_id = payload.get("run_id") if isinstance(payload, dict) else None
-    run = await s.odin.submit(path, run_id=None if run_id is None else i.run_id(run_id))
+    # shielded: a client that goes away while the run is being created must not leave half a run behind
+    run = await asyncio.shield(s.odin.submit(path, run_id=None if run_id is None else i.run_id(run_id)))
     yield OK, run.run_id
     if isinstance(payload, dict) and payload.get("watch") is False:
         return
@@ -106,7 +107,13 @@ async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
     """Legacy entries carry exactly the first Odin's fields; ``"odin": true`` adds each run's full record."""
     pattern = i.text(i.field(payload, "pattern", required=False) or "", "a STATUS pattern")
     full = i.flag(payload, "odin")
-    yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern)]
+    page: dict[str, Any] = {}
+    if full and isinstance(payload, dict):  # new clients page in the store: {"limit", "offset", "active_only"}
+        if payload.get("limit") is not None:
+            page["limit"] = i.seq(payload["limit"], '"limit"')
+        page["offset"] = i.seq(payload.get("offset", 0), '"offset"')
+        page["active_only"] = i.flag(payload, "active_only")
+    yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern, **page)]
 
 
 async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
@@ -130,11 +137,13 @@ async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
     resource = i.resource(i.field(payload, "resource"))
     lines = payload.get("lines") if isinstance(payload, dict) else None
     lines = None if lines is None else i.seq(lines, "lines")
+    namespace = payload.get("namespace") if isinstance(payload, dict) else None
+    namespace = i.namespace(namespace) if namespace else None
     if i.flag(payload, "follow"):
-        async for line in s.odin.logs(resource, follow=True, lines=lines):
+        async for line in s.odin.logs(resource, follow=True, lines=lines, namespace=namespace):
             yield OK, line
     else:
-        yield OK, "\n".join([line async for line in s.odin.logs(resource, lines=lines)])
+        yield OK, "\n".join([line async for line in s.odin.logs(resource, lines=lines, namespace=namespace)])
     yield END, resource
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..constants import MAIN_FILE
 from ..errors import InvalidRequest, NotFound
-from ..spec.ids import check_run_id, split_resource
+from ..spec.ids import check_run_id, check_task_name, split_resource
 
 MAX_TEXT = 1024  # patterns, reasons, job paths: far longer than any real one
 MAX_PATH_PART = 255  # NAME_MAX of every common file system
@@ -52,6 +52,11 @@ def run_id(value: Any) -> str:
     return check_run_id(value)
 
 
+def namespace(value: Any) -> str:
+    """A Kubernetes namespace: a DNS label (checked like a task name)."""
+    return check_task_name(text(value, '"namespace"', limit=63))
+
+
 def resource(value: Any) -> str:
     """``<run id>`` or ``<run id>--<task>``: both parts checked before the id is used anywhere."""
     split_resource(value)
@@ -73,8 +78,8 @@ def job_dir(root: Path, job: Any) -> Path:
     if not isinstance(job, str) or not job.strip():
         raise InvalidRequest('a job is a path relative to the pipelines root, e.g. "team/train"')
     name = text(job, "a job path").strip().replace("__", "/")
-    if Path(name).is_absolute():
-        raise InvalidRequest(f"job {job!r} is outside the pipelines root: give a path relative to it")
+    if Path(name).is_absolute():  # a path on the server's own disk: fine when it lies inside the root
+        name = _relative_to_root(root, Path(name), job)
     if any(len(part) > MAX_PATH_PART for part in Path(name).parts):
         raise InvalidRequest(f"job {job[:80]!r}...: a path component is longer than {MAX_PATH_PART} characters")
     base = root.resolve()
@@ -82,6 +87,13 @@ def job_dir(root: Path, job: Any) -> Path:
     if not inside(base, path / MAIN_FILE, f"job {job!r}: {MAIN_FILE}").is_file():
         raise NotFound(f"no job {job!r}: {name}/{MAIN_FILE} does not exist under the pipelines root")
     return path
+
+
+def _relative_to_root(root: Path, path: Path, job: str) -> str:
+    for base in (root, root.resolve()):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()  # '..' parts left are refused by ``inside``
+    raise InvalidRequest(f"job {job!r} is outside the pipelines root; name it relative to the root (team/train)")
 
 
 def inside(root: Path, path: Path, what: str) -> Path:

@@ -5,32 +5,37 @@ file (six ``odin run``s on one home, ``odin status`` beside them): every write t
 ``BEGIN IMMEDIATE`` (it takes the write lock up front, so no transaction ever has to upgrade a
 read lock, the source of SQLITE_BUSY that no busy timeout can wait out), transactions are short,
 and a transaction that still meets a locked database is retried with backoff.
+
+The connection lives on one thread of its own, and **each store operation is one call on that
+thread** (a whole transaction, or a whole read): one hand-off and one event-loop wake-up per
+operation, however many statements it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
-
-from ..errors import UpstreamError
+from ..errors import Conflict, TemporaryError, UpstreamError
 from ..model import Event, RunRecord, RunStatus, TaskRecord
 from .base import JobStore, Lease, LeaseInfo, LeaseLost, is_glob
+from .common import dumps, present_run
 
 log = logging.getLogger("odin.store")
+T = TypeVar("T")
+Conn = sqlite3.Connection
 
 BUSY_TIMEOUT_MS = 5000
 """How long SQLite itself waits for another process's write lock before answering SQLITE_BUSY."""
 BUSY_RETRY_FOR_S = 60.0
-"""How long a transaction is retried (with backoff) while the database stays locked."""
+"""How long a transaction is retried (with backoff) while the database stays locked; then TemporaryError."""
 
 # Literal, so that SQLite can use the partial index on active runs (parameters would hide the values).
 _ACTIVE_SQL = "status IN ('BUILDING','RUNNING')"
@@ -67,16 +72,7 @@ _RUN_COLUMNS = "data, stop, owner"
 
 def _run(row: Any) -> RunRecord:
     """A run record from (data, stop, owner): the lease's owner, and a stop another process requested."""
-    run = RunRecord.from_record(json.loads(row[0]))
-    if row[2] != run.owner:
-        run = run.evolve(owner=row[2])
-    if row[1] is not None and not run.status.is_terminal and not run.stop_requested:
-        run = run.evolve(stop_requested=True, message=row[1])
-    return run
-
-
-def _dump(d: dict) -> str:
-    return json.dumps(d, separators=(",", ":"), default=str)
+    return present_run(json.loads(row[0]), row[1], row[2])
 
 
 def _is_busy(e: sqlite3.OperationalError) -> bool:
@@ -89,89 +85,114 @@ def _glob(pattern: str) -> str:
     return pattern.replace("[!", "[^")
 
 
+def _write_events(db: Conn, events: Sequence[Event]) -> None:
+    if not events:
+        return
+    try:
+        db.executemany("INSERT INTO events VALUES (?,?,?)", [(e.run_id, e.seq, dumps(e.to_record())) for e in events])
+    except sqlite3.IntegrityError as e:
+        raise Conflict(f"event {events[0].run_id}#{events[0].seq}… was written already", run_id=events[0].run_id) from e
+
+
 class SqliteStore(JobStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self._db: aiosqlite.Connection | None = None
-        self._write = asyncio.Lock()  # one connection: write transactions must not interleave
+        self._db: Conn | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+    # -- the connection's thread ------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[Conn], T]) -> T:
+        """``fn(connection)`` on the connection's thread: one hand-off for a whole operation."""
+        if self._db is None or self._thread is None:
             raise RuntimeError("store is not open")
-        return self._db
+        db = self._db
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, db)
 
-    async def open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # autocommit mode: transactions are begun explicitly (BEGIN IMMEDIATE) by _tx
-            self._db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            await self._retry_busy(self._setup)
-        except (OSError, sqlite3.Error) as e:
-            await self.close()
-            raise UpstreamError(f"cannot open the SQLite store {self.path}: {e}") from e
+    async def _write(self, body: Callable[[Conn], T]) -> T:
+        """``body`` in one BEGIN IMMEDIATE transaction, retried as a whole while another process holds the lock."""
 
-    async def _setup(self) -> None:
-        await self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self._migrate()
+        def transaction(db: Conn) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
 
-    async def _migrate(self) -> None:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        if row is not None and row[0] >= len(_MIGRATIONS):
-            return
-        async with self._tx():  # another process may be migrating too: read the version under the write lock
-            async with self.db.execute("PRAGMA user_version") as cur:
-                row = await cur.fetchone()
-            version = row[0] if row else 0
-            for i, script in enumerate(_MIGRATIONS[version:], start=version):
-                for statement in filter(str.strip, script.split(";")):
-                    await self.db.execute(statement)
-                log.debug("sqlite store %s: schema version %d", self.path, i + 1)
-            await self.db.execute(f"PRAGMA user_version={len(_MIGRATIONS)}")
+        return await self._retry_busy(lambda: self._call(transaction))
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    async def _retry_busy(self, fn: Any) -> Any:
-        """Run ``fn()`` (a whole transaction) again while another process keeps the database locked."""
+    async def _retry_busy(self, op: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + BUSY_RETRY_FOR_S
         delay = 0.01
         while True:
             try:
-                return await fn()
+                return await op()
             except sqlite3.OperationalError as e:
-                if not _is_busy(e) or loop.time() > give_up:
+                if not _is_busy(e):
                     raise
+                if loop.time() > give_up:
+                    raise TemporaryError(f"the SQLite store {self.path} stayed locked: {e}", delay_s=1.0) from e
                 log.debug("sqlite store %s busy (%s); retrying in %.2fs", self.path, e, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
 
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[None]:
-        """One write transaction (BEGIN IMMEDIATE); rolled back when anything in it fails."""
-        async with self._write:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
+    # -- lifecycle -----------------------------------------------------------------------------------
 
-    async def _write_tx(self, body: Any) -> Any:
-        """``body()`` inside a write transaction, retried as a whole while the database is busy."""
+    async def open(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odin-sqlite")
+        try:
+            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
+            await self._retry_busy(lambda: self._call(self._setup))
+            await self._retry_busy(lambda: self._call(self._migrate))
+        except (OSError, sqlite3.Error, TemporaryError) as e:
+            await self.close()
+            raise UpstreamError(f"cannot open the SQLite store {self.path}: {e}") from e
 
-        async def attempt() -> Any:
-            async with self._tx():
-                return await body()
+    def _connect(self) -> Conn:
+        # autocommit mode: transactions are begun explicitly (BEGIN IMMEDIATE)
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
 
-        return await self._retry_busy(attempt)
+    @staticmethod
+    def _setup(db: Conn) -> None:
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+
+    def _migrate(self, db: Conn) -> None:
+        if db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+            return
+        db.execute("BEGIN IMMEDIATE")  # another process may be migrating too: read the version under the lock
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for i, script in enumerate(_MIGRATIONS[version:], start=version):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                log.debug("sqlite store %s: schema version %d", self.path, i + 1)
+            db.execute(f"PRAGMA user_version={len(_MIGRATIONS)}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        self.schema = f"schema version {len(_MIGRATIONS)} (migrated from {version})"
+
+    async def close(self) -> None:
+        if self._db is not None and self._thread is not None:
+            db = self._db
+            await asyncio.get_running_loop().run_in_executor(self._thread, db.close)
+        self._db = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    async def explain(self, sql: str) -> str:
+        """SQLite's query plan of ``sql`` (diagnostics: which index serves a query)."""
+        rows = await self._call(lambda db: db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
+        return " ".join(str(r[-1]) for r in rows)
 
     # -- writes by the driving engine ------------------------------------------------------------
 
@@ -184,170 +205,135 @@ class SqliteStore(JobStore):
         *,
         now: float,
     ) -> Lease | None:
-        async def body() -> Lease | None:
-            cur = await self.db.execute(
+        row = (run.run_id, run.job, run.status.value, run.submitted, dumps(run.to_record()), run.owner, now)
+        rest = (dumps(spec), run.name)
+        task_rows = [(t.run_id, t.name, i, dumps(t.to_record())) for i, t in enumerate(tasks)]
+
+        def body(db: Conn) -> Lease | None:
+            cur = db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, job, status, submitted, data, owner, heartbeat, spec, stop,"
                 " epoch, name) VALUES (?,?,?,?,?,?,?,?,NULL,1,?)",
-                (
-                    run.run_id,
-                    run.job,
-                    run.status.value,
-                    run.submitted,
-                    _dump(run.to_record()),
-                    run.owner,
-                    now,
-                    _dump(spec),
-                    run.name,
-                ),
+                (*row, *rest),
             )
             if cur.rowcount == 0:
                 return None
-            await self.db.executemany(
-                "INSERT INTO tasks VALUES (?,?,?,?)",
-                [(t.run_id, t.name, i, _dump(t.to_record())) for i, t in enumerate(tasks)],
-            )
-            await self._write_events(events)
+            db.executemany("INSERT INTO tasks VALUES (?,?,?,?)", task_rows)
+            _write_events(db, events)
             return Lease(run.run_id, run.owner, 1)
 
-        result: Lease | None = await self._write_tx(body)
-        return result
+        return await self._write(body)
 
     async def commit(
         self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord] = (), events: Sequence[Event] = ()
     ) -> None:
-        async def body() -> None:
-            async with self.db.execute(
+        run_row = None if run is None else (run.status.value, dumps(run.to_record()), run.run_id)
+        task_rows = [(dumps(t.to_record()), t.run_id, t.name) for t in tasks]
+
+        def body(db: Conn) -> None:
+            held = db.execute(
                 "SELECT 1 FROM runs WHERE run_id=? AND owner=? AND epoch=?", (lease.run_id, lease.owner, lease.epoch)
-            ) as cur:
-                if await cur.fetchone() is None:
-                    raise LeaseLost(lease)
-            if run is not None:
-                await self.db.execute(
-                    "UPDATE runs SET status=?, data=? WHERE run_id=?",
-                    (run.status.value, _dump(run.to_record()), run.run_id),
-                )
-            if tasks:
-                await self.db.executemany(
-                    "UPDATE tasks SET data=? WHERE run_id=? AND name=?",
-                    [(_dump(t.to_record()), t.run_id, t.name) for t in tasks],
-                )
-            await self._write_events(events)
+            ).fetchone()
+            if held is None:
+                raise LeaseLost(lease)
+            if run_row is not None:
+                db.execute("UPDATE runs SET status=?, data=? WHERE run_id=?", run_row)
+            if task_rows:
+                db.executemany("UPDATE tasks SET data=? WHERE run_id=? AND name=?", task_rows)
+            _write_events(db, events)
 
-        await self._write_tx(body)
-
-    async def _write_events(self, events: Sequence[Event]) -> None:
-        if events:
-            await self.db.executemany(
-                "INSERT INTO events VALUES (?,?,?)", [(e.run_id, e.seq, _dump(e.to_record())) for e in events]
-            )
+        await self._write(body)
 
     # -- leases ----------------------------------------------------------------------------------
 
     async def renew(self, owner: str, now: float) -> dict[str, str | None]:
-        async def body() -> dict[str, str | None]:
-            async with self.db.execute(
-                f"UPDATE runs SET heartbeat=? WHERE owner=? AND {_ACTIVE_SQL} RETURNING run_id, stop", (now, owner)
-            ) as cur:
-                return {r[0]: r[1] for r in await cur.fetchall()}
+        def body(db: Conn) -> dict[str, str | None]:
+            sql = f"UPDATE runs SET heartbeat=? WHERE owner=? AND {_ACTIVE_SQL} RETURNING run_id, stop"
+            return {r[0]: r[1] for r in db.execute(sql, (now, owner)).fetchall()}
 
-        held: dict[str, str | None] = await self._write_tx(body)
-        return held
+        return await self._write(body)
 
     async def claim_stale(self, owner: str, *, now: float, stale_before: float, limit: int = 100) -> list[Lease]:
-        async def body() -> list[Lease]:
-            async with self.db.execute(
+        def body(db: Conn) -> list[Lease]:
+            rows = db.execute(
                 f"SELECT run_id, epoch FROM runs WHERE {_ACTIVE_SQL} AND heartbeat<? AND owner<>?"
                 " ORDER BY submitted LIMIT ?",
                 (stale_before, owner, limit),
-            ) as cur:
-                rows = await cur.fetchall()
-            await self.db.executemany(
+            ).fetchall()
+            db.executemany(
                 "UPDATE runs SET owner=?, epoch=?, heartbeat=? WHERE run_id=? AND epoch=?",
                 [(owner, r[1] + 1, now, r[0], r[1]) for r in rows],
             )
             return [Lease(r[0], owner, r[1] + 1) for r in rows]
 
-        leases: list[Lease] = await self._write_tx(body)
-        return leases
+        return await self._write(body)
 
     async def take_over(self, expect: Lease, owner: str, now: float) -> Lease | None:
-        async def body() -> Lease | None:
-            cur = await self.db.execute(
+        def body(db: Conn) -> Lease | None:
+            cur = db.execute(
                 f"UPDATE runs SET owner=?, epoch=epoch+1, heartbeat=? WHERE run_id=? AND owner=? AND epoch=?"
                 f" AND {_ACTIVE_SQL}",
                 (owner, now, expect.run_id, expect.owner, expect.epoch),
             )
             return Lease(expect.run_id, owner, expect.epoch + 1) if cur.rowcount else None
 
-        lease: Lease | None = await self._write_tx(body)
-        return lease
+        return await self._write(body)
 
     async def lease_of(self, run_id: str) -> LeaseInfo | None:
-        async with self.db.execute("SELECT owner, epoch, heartbeat FROM runs WHERE run_id=?", (run_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._call(
+            lambda db: db.execute("SELECT owner, epoch, heartbeat FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        )
         return LeaseInfo(Lease(run_id, row[0], row[1]), row[2]) if row else None
 
     async def release(self, owner: str, run_ids: Sequence[str]) -> None:
-        if not run_ids:
-            return
-
-        async def body() -> None:
-            await self.db.executemany(
-                "UPDATE runs SET heartbeat=0 WHERE owner=? AND run_id=?", [(owner, r) for r in run_ids]
-            )
-
-        await self._write_tx(body)
+        if run_ids:
+            rows = [(owner, r) for r in run_ids]
+            await self._write(lambda db: db.executemany("UPDATE runs SET heartbeat=0 WHERE owner=? AND run_id=?", rows))
 
     async def reopen_run(self, run_id: str, owner: str, now: float) -> Lease | None:
-        async def body() -> Lease | None:
-            async with self.db.execute(
-                "UPDATE runs SET status=?, stop=NULL, owner=?, epoch=epoch+1, heartbeat=?"
+        building = RunStatus.BUILDING.value
+
+        def body(db: Conn) -> Lease | None:
+            row = db.execute(
+                "UPDATE runs SET status=?, stop=NULL, owner=?, epoch=epoch+1, heartbeat=?,"
+                # the record too, so a reader (a watch started right after) sees the run active again
+                " data=json_set(data, '$.status', ?, '$.completed', NULL, '$.stop_requested', json('false'))"
                 " WHERE run_id=? AND status IN (?,?) RETURNING epoch",
-                (RunStatus.BUILDING.value, owner, now, run_id, *_ENDED),
-            ) as cur:
-                row = await cur.fetchone()
+                (building, owner, now, building, run_id, *_ENDED),
+            ).fetchone()
             return Lease(run_id, owner, row[0]) if row else None
 
-        lease: Lease | None = await self._write_tx(body)
-        return lease
+        return await self._write(body)
 
     # -- writes by anyone ------------------------------------------------------------------------
 
     async def request_stop(self, run_id: str, reason: str) -> bool:
-        async def body() -> bool:
-            cur = await self.db.execute(
-                f"UPDATE runs SET stop=? WHERE run_id=? AND stop IS NULL AND {_ACTIVE_SQL}", (reason, run_id)
-            )
-            return cur.rowcount > 0
-
-        done: bool = await self._write_tx(body)
-        return done
+        sql = f"UPDATE runs SET stop=? WHERE run_id=? AND stop IS NULL AND {_ACTIVE_SQL}"
+        return await self._write(lambda db: db.execute(sql, (reason, run_id)).rowcount > 0)
 
     async def delete_run(self, run_id: str) -> bool:
-        async def body() -> bool:
-            cur = await self.db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
-            await self.db.execute("DELETE FROM tasks WHERE run_id=?", (run_id,))
-            await self.db.execute("DELETE FROM events WHERE run_id=?", (run_id,))
+        def body(db: Conn) -> bool:
+            cur = db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM tasks WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM events WHERE run_id=?", (run_id,))
             return cur.rowcount > 0
 
-        done: bool = await self._write_tx(body)
-        return done
+        return await self._write(body)
 
     # -- reads -----------------------------------------------------------------------------------
 
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._retry_busy(lambda: self._call(lambda db: db.execute(sql, params).fetchall()))
+
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id=?", (run_id,)) as cur:
-            row = await cur.fetchone()
-        return _run(row) if row else None
+        rows = await self._rows(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id=?", (run_id,))
+        return _run(rows[0]) if rows else None
 
     async def get_spec(self, run_id: str) -> dict[str, Any] | None:
-        async with self.db.execute("SELECT spec FROM runs WHERE run_id=?", (run_id,)) as cur:
-            row = await cur.fetchone()
-        return json.loads(row[0]) if row else None
+        rows = await self._rows("SELECT spec FROM runs WHERE run_id=?", (run_id,))
+        return json.loads(rows[0][0]) if rows else None
 
     async def get_tasks(self, run_id: str) -> list[TaskRecord]:
-        async with self.db.execute("SELECT data FROM tasks WHERE run_id=? ORDER BY ord", (run_id,)) as cur:
-            rows = await cur.fetchall()
+        rows = await self._rows("SELECT data FROM tasks WHERE run_id=? ORDER BY ord", (run_id,))
         return [TaskRecord.from_record(json.loads(r[0])) for r in rows]
 
     async def list_runs(
@@ -368,27 +354,23 @@ class SqliteStore(JobStore):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY submitted DESC, run_id LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
-        async with self.db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
-        return [_run(r) for r in rows]
+        return [_run(r) for r in await self._rows(sql, params)]
 
     async def events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
-        async with self.db.execute(
+        rows = await self._rows(
             "SELECT data FROM events WHERE run_id=? AND seq>? ORDER BY seq LIMIT ?",
             (run_id, after_seq, -1 if limit is None else limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Event.from_record(json.loads(r[0])) for r in rows]
 
     async def ended_before(self, before: float, *, limit: int = 100) -> list[str]:
-        async with self.db.execute(
+        rows = await self._rows(
             "SELECT run_id FROM runs WHERE status IN (?,?) AND json_extract(data, '$.completed') < ?"
             " ORDER BY json_extract(data, '$.completed'), run_id LIMIT ?",
             (*_ENDED, before, limit),
-        ) as cur:
-            return [r[0] for r in await cur.fetchall()]
+        )
+        return [r[0] for r in rows]
 
     async def last_seq(self, run_id: str) -> int:
-        async with self.db.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)) as cur:
-            row = await cur.fetchone()
-        return int(row[0] or 0) if row else 0
+        rows = await self._rows("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,))
+        return int(rows[0][0] or 0) if rows else 0
