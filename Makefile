@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE ?= samples/ml-sweep
 
-.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup cluster-up cluster-down clean gpu-check-deps
+.PHONY: help venv demo test test-fast check lint format bench k8s-build services http-setup images-setup images cluster-up cluster-down clean gpu-check-deps
 
 help:
 	@echo "make demo         run $(SAMPLE) locally (embedded SQLite store under \$$ODIN_HOME, default ~/.odin)"
@@ -16,6 +16,7 @@ help:
 	@echo "make check        ruff, mypy and the import-layer contracts"
 	@echo "make bench        every benchmark of bench/ (BENCH=name for one); numbers go to docs/benchmarks.md"
 	@echo "make services     install PostgreSQL and build FerretDB for the store tests (tools/services)"
+	@echo "make images       build the images (core, gateway, midgard) with podman or docker; BASE=local: no registry"
 	@echo "make cluster-up   build (once) and start a local control plane; prints its kubeconfig"
 	@echo "make cluster-down stop it"
 
@@ -30,11 +31,11 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/odin run $(SAMPLE)
 
-test: venv k8s-build services http-setup
+test: venv k8s-build services http-setup images-setup
 	$(PY) -m pytest
 
-test-fast: venv services http-setup
-	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s
+test-fast: venv services http-setup images-setup
+	$(PY) -m pytest --ignore=tests/k8s --ignore=tests/midgard/k8s --ignore=tests/deploy/test_k8s.py
 
 check: venv
 	$(VENV)/bin/ruff check .
@@ -51,6 +52,18 @@ bench: venv k8s-build services http-setup
 
 http-setup:
 	bash tools/http/setup.sh
+
+# podman, buildah, mmdebstrap, runc and podman's settings files for tests/deploy (tools/images/setup.sh)
+images-setup:
+	bash tools/images/setup.sh
+
+# Odin's images (docker/*.Dockerfile). BASE=local makes a Debian base here (no registry needed); IMAGES=… picks
+# some (core gateway midgard postgres); SAVE=DIR also writes DIR/<image>.tar for `microk8s images import`.
+BASE ?=
+IMAGES ?=
+SAVE ?=
+images:
+	$(PYTHON) tools/images/build.py $(if $(BASE),--base $(BASE)) $(if $(SAVE),--save $(SAVE)) $(IMAGES)
 
 k8s-build:
 	bash tools/k8s/build.sh

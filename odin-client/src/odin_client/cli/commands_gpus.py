@@ -27,7 +27,10 @@ def _get(cli_state: CliState, path: str, cmd: str) -> dict[str, Any]:
     server = cli_state.server or ""
     if not server.startswith(("http://", "https://")):
         fail(NEEDS_GATEWAY.format(cmd=cmd))
-    headers = {"Authorization": f"Bearer {cli_state.token}"} if cli_state.token else {}
+    from ..http import TokenCache  # the token `odin login` cached for this server, when none is given
+
+    token = cli_state.token or TokenCache().get(server).get("accessToken")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(server.rstrip("/") + path, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
