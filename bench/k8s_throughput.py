@@ -72,7 +72,7 @@ class Result:
     requests: dict[str, int] = field(default_factory=dict)
 
     def per_min(self, n: int) -> float:
-        return n / self.elapsed_s * 60
+        return n / self.elapsed_s * 60 if self.elapsed_s else float("nan")  # nan: this side did not run
 
 
 def cluster_kubeconfig(given: str | None) -> str:
@@ -172,7 +172,7 @@ class Floor:
         cpu0, t0 = cpu_s(), time.perf_counter()
         await paced(n, rate, self.one)
         elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-        watch.stop()
+        await watch.aclose()
         lat = [self.running[k] - self.submitted[k] for k in self.running]
         return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests))
 
@@ -287,6 +287,7 @@ async def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--kubeconfig")
     ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
+    ap.add_argument("--only", choices=("floor", "odin"), help="run one side only (profiling; no ratios)")
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
@@ -302,7 +303,10 @@ async def main() -> None:
     )
     try:
         limited = KubeClient(load_api_client(base), base)
-        f = await asyncio.wait_for(Floor(limited, ns, task, args.duration).run(n, args.rate), args.timeout)
+        f = Result()
+        if args.only != "odin":
+            f = await asyncio.wait_for(Floor(limited, ns, task, args.duration).run(n, args.rate), args.timeout)
+        await limited.aclose()
         settings = KubernetesSettings(
             kubeconfig=kubeconfig,
             namespace=ns,
@@ -311,8 +315,10 @@ async def main() -> None:
             capture_logs=args.capture_logs,
             pod_annotations={DURATION_ANNOTATION: args.duration},
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
+        o = Result()
+        if args.only != "floor":
+            with tempfile.TemporaryDirectory() as tmp:
+                o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
     report(args, f, o)

@@ -190,7 +190,7 @@ async def test_a_watch_opened_at_a_compacted_resource_version_relists(kube, name
         while "after" not in names:
             await _changed(seen)
     finally:
-        inf.stop()
+        await inf.aclose()
         await executor.close()
 
 
@@ -215,14 +215,14 @@ async def test_a_broken_watch_resumes_from_the_advanced_resource_version(kube, n
             await _changed(seen)
         assert int(inf.rv or 0) > int(listed_at or 0)
         assert inf._resp is not None
-        inf._resp.shutdown()  # the connection breaks mid-stream
+        inf.break_stream()  # the connection breaks mid-stream
         pod["metadata"]["name"] = "two"
         await asyncio.to_thread(core.create_namespaced_pod, namespace, pod)
         while "two" not in names:
             await _changed(seen)
         assert inf.relists == 1 and inf.gone == 0  # resumed, not relisted
     finally:
-        inf.stop()
+        await inf.aclose()
         await executor.close()
 
 

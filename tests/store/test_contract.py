@@ -82,8 +82,9 @@ async def test_a_commit_under_a_lost_lease_writes_nothing(store) -> None:
 async def test_an_event_number_is_taken_once(store) -> None:
     lease = await create(store, "r1")
     run = await store.get_run("r1")
-    with pytest.raises((Conflict, Exception)):
+    with pytest.raises(Conflict) as refused:
         await store.commit(lease, run.evolve(status=RunStatus.DONE), [], [event("r1", 1, "DUPLICATE")])
+    assert not isinstance(refused.value, LeaseLost), "the lease holds: the event number is what is refused"
     assert (await store.get_run("r1")).status is RunStatus.BUILDING, "the refused commit wrote nothing"
     assert [e.status for e in await store.events("r1")] == ["BUILDING"]
 

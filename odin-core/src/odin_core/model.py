@@ -46,9 +46,34 @@ class TaskStatus(StrEnum):
 _TERMINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of a record class, looked up once (``dataclasses.fields`` is slow on hot paths)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _shallow(record: Any) -> dict[str, Any]:
     """A record's fields as a dict (records hold only JSON values; asdict's deep copy is slow on hot paths)."""
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    values = record.__dict__
+    return {name: values[name] for name in _names(type(record))}
+
+
+def _evolve(record: Any, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` for the records here (no ``__post_init__``, no init-only fields), without its
+    per-call field introspection: a copy of the instance's fields with ``changes`` applied."""
+    names = _names(type(record))
+    for key in changes:
+        if key not in names:
+            raise TypeError(f"{type(record).__name__} has no field {key!r}")
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__)  # frozen: no __setattr__, but the new instance's dict may be filled
+    new.__dict__.update(changes)
+    return new
 
 
 def now() -> float:
@@ -81,7 +106,7 @@ class TaskRecord:
         return f"{self.run_id}--{self.name}"
 
     def evolve(self, **changes: Any) -> TaskRecord:
-        return dataclasses.replace(self, **changes)
+        return _evolve(self, changes)  # type: ignore[no-any-return]
 
     def to_record(self) -> dict[str, Any]:
         d = _shallow(self)
@@ -93,7 +118,7 @@ class TaskRecord:
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> TaskRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _names(cls)
         kw = {k: v for k, v in d.items() if k in names}
         kw["status"] = TaskStatus(kw.get("status", "WAITING"))
         kw["command"] = tuple(kw.get("command") or ())
@@ -118,7 +143,7 @@ class RunRecord:
     owner: str = ""  # the engine instance that drives the run; another one takes over when it goes quiet
 
     def evolve(self, **changes: Any) -> RunRecord:
-        return dataclasses.replace(self, **changes)
+        return _evolve(self, changes)  # type: ignore[no-any-return]
 
     def to_record(self) -> dict[str, Any]:
         d = _shallow(self)
@@ -127,7 +152,7 @@ class RunRecord:
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _names(cls)
         kw = {k: v for k, v in d.items() if k in names}
         kw["status"] = RunStatus(kw.get("status", "BUILDING"))
         kw["stop_requested"] = bool(kw.get("stop_requested"))
@@ -153,7 +178,7 @@ class Event:
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> Event:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _names(cls)
         return cls(**{k: v for k, v in d.items() if k in names})
 
 

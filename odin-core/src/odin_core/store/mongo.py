@@ -203,12 +203,16 @@ class MongoStore(MongoLeases, JobStore):
             fields["epoch"] = lease.epoch  # nothing to write: still check the lease
 
         update: dict[str, Any] = {"$set": fields}
-        if copied := self._copied.pop(lease.run_id, []):  # the previous commit's events, in ``events`` by now
-            update["$unset"] = {f"outbox.{seq}": "" for seq in copied}
+        copied = self._copied.pop(lease.run_id, [])  # the previous commit's events, in ``events`` by now
+        setting = {r["seq"] for r in records}  # a number set again (a duplicate: refused below) is not also unset
+        if unset := [seq for seq in copied if seq not in setting]:
+            update["$unset"] = {f"outbox.{seq}": "" for seq in unset}
 
         async def op() -> None:
             done = await self.db.runs.update_one(where, update)
             if done.matched_count == 0:
+                if copied:  # not dropped from the outbox this time: the next commit does it
+                    self._copied.setdefault(lease.run_id, []).extend(copied)
                 await self._refused(lease, records)
 
         await self.retry.write(op)

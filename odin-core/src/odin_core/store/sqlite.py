@@ -7,8 +7,9 @@ read lock, the source of SQLITE_BUSY that no busy timeout can wait out), transac
 and a transaction that still meets a locked database is retried with backoff.
 
 The connection lives on one thread of its own, and **each store operation is one call on that
-thread** (a whole transaction, or a whole read): one hand-off and one event-loop wake-up per
-operation, however many statements it runs.
+thread** (a whole transaction, or a whole read). Calls made while the thread is busy run as one batch
+(``sqlite_queue``: group commit, each write in a savepoint of its own): one hand-off and one
+event-loop wake-up per batch, however many runs' commits it holds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..errors import Conflict, TemporaryError, UpstreamError
 from ..model import Event, RunRecord, RunStatus, TaskRecord
 from .base import JobStore, Lease, LeaseInfo, LeaseLost, is_glob
 from .common import dumps, present_run
+from .sqlite_queue import ConnectionQueue
 
 log = logging.getLogger("odin.store")
 T = TypeVar("T")
@@ -99,30 +101,23 @@ class SqliteStore(JobStore):
         self.path = Path(path).expanduser()
         self._db: Conn | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._queue: ConnectionQueue | None = None
 
     # -- the connection's thread ------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[Conn], T]) -> T:
-        """``fn(connection)`` on the connection's thread: one hand-off for a whole operation."""
-        if self._db is None or self._thread is None:
+        """``fn(connection)`` on the connection's thread (outside any transaction it does not begin itself)."""
+        if self._queue is None:
             raise RuntimeError("store is not open")
-        db = self._db
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, db)
+        return await self._queue.call(fn, False)
 
     async def _write(self, body: Callable[[Conn], T]) -> T:
-        """``body`` in one BEGIN IMMEDIATE transaction, retried as a whole while another process holds the lock."""
-
-        def transaction(db: Conn) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
-        return await self._retry_busy(lambda: self._call(transaction))
+        """``body`` atomically in a BEGIN IMMEDIATE transaction (shared with the writes queued beside it, each in
+        a savepoint of its own), retried while another process holds the lock."""
+        if self._queue is None:
+            raise RuntimeError("store is not open")
+        queue = self._queue
+        return await self._retry_busy(lambda: queue.call(body, True))
 
     async def _retry_busy(self, op: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -147,6 +142,7 @@ class SqliteStore(JobStore):
         try:
             await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
             self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
+            self._queue = ConnectionQueue(self._db, self._thread)
             await self._retry_busy(lambda: self._call(self._setup))
             await self._retry_busy(lambda: self._call(self._migrate))
         except (OSError, sqlite3.Error, TemporaryError) as e:
@@ -185,6 +181,7 @@ class SqliteStore(JobStore):
             db = self._db
             await asyncio.get_running_loop().run_in_executor(self._thread, db.close)
         self._db = None
+        self._queue = None
         if self._thread is not None:
             self._thread.shutdown(wait=False)
             self._thread = None

@@ -120,3 +120,35 @@ class AttemptIndex:
     def latest(self, run_id: str, task: str) -> Attempt | None:
         found = [a for a in self.of_run(run_id) if a.task == task]
         return max(found, key=lambda a: a.number) if found else None
+
+
+class Endings:
+    """The tasks handling ended attempts (logs, report, removal), by run: a run's are found without a scan."""
+
+    def __init__(self) -> None:
+        self._by_run: dict[str, dict[Key, asyncio.Task[Any]]] = {}
+        self._count = 0
+
+    def add(self, key: Key, task: asyncio.Task[Any]) -> None:
+        of_run = self._by_run.setdefault(key[0], {})
+        self._count += key not in of_run
+        of_run[key] = task
+        task.add_done_callback(lambda _t: self._discard(key, task))
+
+    def _discard(self, key: Key, task: asyncio.Task[Any]) -> None:
+        of_run = self._by_run.get(key[0])
+        if of_run is None or of_run.get(key) is not task:
+            return
+        del of_run[key]
+        self._count -= 1
+        if not of_run:
+            del self._by_run[key[0]]
+
+    def of_run(self, run_id: str) -> list[asyncio.Task[Any]]:
+        return list(self._by_run.get(run_id, {}).values())
+
+    def all(self) -> list[asyncio.Task[Any]]:
+        return [t for of_run in self._by_run.values() for t in of_run.values()]
+
+    def __len__(self) -> int:
+        return self._count

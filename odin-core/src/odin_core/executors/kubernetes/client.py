@@ -1,14 +1,16 @@
 """A small REST client over the official ``kubernetes`` client's configuration: plain dicts, counted and
 rate limited.
 
-The official ``ApiClient`` loads the kubeconfig (certificates, tokens, exec plugins) and owns the
-connection pool; requests go straight to that pool (its ``call_api`` path serialises and wraps
-every request and response in models Odin does not use). Every request goes through
-:class:`KubeClient`, which counts it by verb (``api_requests``), takes a token from a client-side
-token bucket (the Python client has no rate limiter), honours 429 ``Retry-After`` and retries 5xx
-and connection errors. Async callers wait for tokens on the loop and run the blocking call on the
-client's own threads (enough of them to keep ``burst`` requests in flight); watch and log threads
-use the sync path. JSON is orjson's when installed (``odin-core[kubernetes]`` brings it).
+The official ``ApiClient`` loads the kubeconfig (certificates, tokens, exec plugins); Odin uses none
+of its request machinery (``call_api`` serialises and wraps every request and response in models
+Odin does not use). Every request goes through :class:`KubeClient`, which counts it by verb
+(``api_requests``), takes a token from a client-side token bucket (the Python client has no rate
+limiter), honours 429 ``Retry-After`` and retries 5xx and connection errors.
+
+Two transports: everything the executor does from the loop (creates, deletes, log reads, lists,
+watches) is an aiohttp exchange on the loop (``transport``: no thread hand-off per request); blocking
+callers (preflight, the log-follow threads) use the official client's urllib3 pool (``request_sync``,
+``stream_sync``). JSON is orjson's when installed (``odin-core[kubernetes]`` brings it).
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 from urllib.parse import urlencode
 
+import aiohttp
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from ...settings import KubernetesSettings
+from . import transport
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _METHOD = {
@@ -42,7 +45,6 @@ _METHOD = {
     "deletecollection": "DELETE",
 }
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-REQUEST_THREADS = 16  # requests in flight at once from the loop (the default executor has cpu + 4)
 
 try:  # about 3x faster than json for watch events, the bulk of what a busy executor decodes
     import orjson
@@ -121,7 +123,7 @@ class KubeClient:
         self._host = api_client.configuration.host.rstrip("/")
         self._pool: urllib3.PoolManager = api_client.rest_client.pool_manager
         self._headers = {"Accept": "application/json", "User-Agent": api_client.user_agent}
-        self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="odin-k8s")
+        self._aio = transport.Session(api_client, self._headers)
 
     @property
     def writes(self) -> int:
@@ -206,28 +208,102 @@ class KubeClient:
     # -- async --------------------------------------------------------------------------------
 
     async def request(self, verb: str, path: str, **kw: Any) -> Any:
-        """One request from the loop: tokens are awaited on the loop, the call runs on the client's threads."""
-        return await self.call(self._once, verb, path, **kw)
-
-    async def call(self, fn: Callable[..., Any], verb: str, path: str, **kw: Any) -> Any:
-        """``fn(verb, path, **kw)`` (a request, perhaps with more work done in the same thread), rate limited
-        and retried like ``request``."""
+        """One request from the loop (tokens awaited on the loop, the exchange on the loop's session), retried."""
         kw.setdefault("timeout", self.settings.request_timeout_s)
-        loop = asyncio.get_running_loop()
+        return await self._retried(partial(self._exchange, verb, path, **kw))
+
+    async def stream(
+        self, verb: str, path: str, query: dict[str, Any], read_timeout: float | None
+    ) -> aiohttp.ClientResponse:
+        """Open a long response (a watch) on the loop; the caller reads it and releases it. Not retried."""
+        delay = self.bucket.reserve()
+        if delay:
+            await asyncio.sleep(delay)
+        connect = self.settings.request_timeout_s
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read_timeout)
+        return await self._send(verb, path, query=query, timeout=timeout)
+
+    async def _retried(self, once: Callable[[], Awaitable[Any]]) -> Any:
         for attempt in range(self.settings.max_retries + 1):
             delay = self.bucket.reserve()
             if delay:
                 await asyncio.sleep(delay)
             try:
-                return await loop.run_in_executor(self._threads, partial(fn, verb, path, **kw))
+                return await once()
             except ApiError as e:
+                if e.status == 401 and attempt == 0:
+                    await self._aio.headers(force=True)  # a token that expired meanwhile: refresh, try again
+                    continue
                 if not e.retryable or attempt >= self.settings.max_retries:
                     raise
                 await asyncio.sleep(_retry_delay(e, attempt))
         raise AssertionError("unreachable")
 
+    async def _exchange(self, verb: str, path: str, *, raw: bool = False, **kw: Any) -> Any:
+        resp = await self._send(verb, path, timeout=transport.timeout(kw.pop("timeout", None)), **kw)
+        try:
+            payload = await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise ApiError(0, "Unreachable", f"cannot reach the API server: {e!r}") from e
+        finally:
+            resp.release()
+        if raw:
+            return payload
+        return loads(payload) if payload else {}
+
+    async def _send(
+        self,
+        verb: str,
+        path: str,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request; an answer of 400 or more is read and raised as an ApiError."""
+        try:
+            headers = await self._aio.headers()
+        except transport.AuthRefreshFailed as e:
+            why = f"could not refresh the kubeconfig's token: {e.reason}"
+            raise ApiError(e.status, "AuthRefreshFailed", why) from e
+        data = None
+        if body is not None:
+            headers = {**headers, "Content-Type": content_type or "application/json"}
+            data = body if isinstance(body, bytes) else dumps(body)
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        self._count(verb)
+        aio = self._aio
+        try:
+            resp = await aio.session().request(
+                _METHOD[verb],
+                f"{self._host}{path}",
+                params=params or None,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                server_hostname=aio.server_hostname,
+                proxy=aio.proxy,
+                proxy_headers=aio.proxy_headers,
+                allow_redirects=False,
+            )
+            if resp.status >= 400:
+                try:
+                    payload = await resp.read()
+                finally:
+                    resp.release()
+                raise _error(resp.status, resp.reason or "", payload, resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise ApiError(0, "Unreachable", f"cannot reach the API server: {e!r}") from e
+        return resp
+
+    async def aclose(self) -> None:
+        """Close the loop's session (on the loop), then the urllib3 pool."""
+        await self._aio.close()
+        await asyncio.to_thread(self.api.close)
+
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        """Close the urllib3 pool (blocking callers; async users call ``aclose``)."""
         self.api.close()
 
 
@@ -250,14 +326,18 @@ def _error_from(resp: urllib3.HTTPResponse) -> ApiError:
         raw = resp.read()
     finally:
         resp.release_conn()
-    message, reason = raw.decode(errors="replace")[:2000], resp.reason or ""
+    return _error(resp.status, resp.reason or "", raw, resp.headers.get("Retry-After"))
+
+
+def _error(status: int, reason: str, raw: bytes, retry_after: str | None) -> ApiError:
+    """An error answer as an ApiError: the API server's Status object (message, reason) when it sent one."""
+    message = raw.decode(errors="replace")[:2000]
     try:
-        status = loads(raw)
-        message, reason = status.get("message", message), status.get("reason", reason)
-    except ValueError:
+        answer = loads(raw)
+        message, reason = answer.get("message", message), answer.get("reason", reason)
+    except (ValueError, AttributeError):
         pass
-    retry_after = resp.headers.get("Retry-After")
-    return ApiError(resp.status, reason, message, retry_after_s=_seconds(retry_after))
+    return ApiError(status, reason, message, retry_after_s=_seconds(retry_after))
 
 
 def _seconds(value: str | None) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import constants as C
+from ...batching import BatchThread
 from ...errors import PermanentError
 from ...model import TaskRecord, TaskStatus
 from ...settings import KubernetesSettings
@@ -25,7 +26,7 @@ from ...tasks import TaskSet
 from ..base import Launch
 from . import adoption
 from . import logs as L
-from .attempts import Attempt, AttemptIndex, Key
+from .attempts import Attempt, AttemptIndex, Endings
 from .client import ApiError, KubeClient, load_api_client
 from .events import is_task_event
 from .handlers import KindHandler, handler_for
@@ -66,8 +67,9 @@ class KubernetesExecutor(Reading):
         self._connecting: asyncio.Lock | None = None
         self._informers: dict[str, Informer] = {}
         self._tasks = TaskSet("kubernetes")
-        self._after: dict[Key, asyncio.Task[Any]] = {}
+        self._after = Endings()
         self._forgetting: set[asyncio.Task[Any]] = set()
+        self._files: BatchThread[None] | None = None  # log captures' file appends, batched
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class KubernetesExecutor(Reading):
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
         client = await self.connect()
         try:
-            await client.request("create", resource.path(self.namespace), body=manifest)
+            await client.request("create", resource.path(self.namespace), body=manifest, raw=True)  # unread answer
         except ApiError as e:
             if e.status == 409 and e.reason == "AlreadyExists":
                 return False
@@ -272,10 +274,7 @@ class KubernetesExecutor(Reading):
         # their logs are captured (the operator does not recreate pods of a finished job).
         unfinished = bool(attempt.pods) and not attempt.all_pods_finished()
         remove = obs.status is TaskStatus.FAILED and (unfinished or not attempt.pods)
-        task = self._tasks.spawn(self._end(attempt, obs, remove), f"end:{attempt.name}")
-        self._after[attempt.key] = task
-        key = attempt.key
-        task.add_done_callback(lambda _t: self._after.pop(key, None))
+        self._after.add(attempt.key, self._tasks.spawn(self._end(attempt, obs, remove), f"end:{attempt.name}"))
 
     async def _end(self, attempt: Attempt, obs: Observation, remove: bool) -> None:
         """Logs first (so they are readable once the end is reported), then the report, then removal."""
@@ -303,9 +302,15 @@ class KubernetesExecutor(Reading):
                 attempt.number,
                 attempt.pod_names(),
                 attempt.handler.container,
+                self._append,
             )
         except Exception:
             log.exception("could not capture the logs of %s", attempt.name)
+
+    async def _append(self, path: Path, text: str) -> None:
+        """Append to a captured log on the executor's file thread (appends of one loop pass go over together)."""
+        self._files = self._files or BatchThread(None, name="odin-k8s-files")
+        await self._files.call(lambda _: L.append(path, text))
 
     # -- adopting, letting go, forgetting -------------------------------------------------------
 
@@ -371,9 +376,8 @@ class KubernetesExecutor(Reading):
 
     async def detach(self, run_id: str) -> None:
         """Stop following the run's attempts without touching their objects (another core follows them now)."""
-        for key, task in list(self._after.items()):
-            if key[0] == run_id:
-                task.cancel()
+        for task in self._after.of_run(run_id):
+            task.cancel()
         self._prune(run_id)
 
     def _prune(self, run_id: str) -> None:
@@ -401,7 +405,7 @@ class KubernetesExecutor(Reading):
     async def settled(self) -> None:
         """Wait until every ended attempt's end is handled and every ended run is forgotten."""
         while self._after or self._forgetting:
-            await asyncio.gather(*self._after.values(), *self._forgetting, return_exceptions=True)
+            await asyncio.gather(*self._after.all(), *self._forgetting, return_exceptions=True)
 
     def followed(self) -> dict[str, int]:
         """What this executor holds in memory: attempts, runs, cached objects per watch."""
@@ -409,15 +413,18 @@ class KubernetesExecutor(Reading):
         return {"attempts": len(self.attempts), "runs": self.attempts.runs(), "ending": len(self._after), **cached}
 
     async def _forget_when_ended(self, run_id: str) -> None:
-        pending_ends = [t for k, t in list(self._after.items()) if k[0] == run_id]
-        await asyncio.gather(*pending_ends, return_exceptions=True)
+        await asyncio.gather(*self._after.of_run(run_id), return_exceptions=True)
         self._prune(run_id)
 
     async def close(self) -> None:
-        for inf in self._informers.values():
-            inf.stop()
+        informers = list(self._informers.values())
         self._informers.clear()
+        for inf in informers:
+            await inf.aclose()
         await self._tasks.close()
+        if self._files is not None:
+            self._files.close()
+            self._files = None
         if self._client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._client.close)
+                await self._client.aclose()

@@ -1,8 +1,9 @@
 """One shared watch per kind and namespace: list, watch from the last resourceVersion, relist on 410 Gone.
 
-The watch runs in a daemon thread (blocking HTTP); every event is handed to the event loop with
-``loop.call_soon_threadsafe``, where the cache is updated and ``on_event`` is called. After a relist,
-objects that vanished meanwhile are reported as DELETED.
+The watch runs on the event loop (a task reading an aiohttp stream: the chunked transfer is parsed
+in C, no thread and no hand-off): the events of each read are decoded (orjson) and applied at once,
+updating the cache and calling ``on_event``. After a relist, objects that vanished meanwhile are
+reported as DELETED.
 
 The resourceVersion to resume from advances with every event and bookmark, and survives a broken
 stream (the next watch resumes where the last one got to). 410 Gone, whether in the stream or as the
@@ -17,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import urllib3
+import aiohttp
 
+from ...tasks import TaskSet
 from .client import ApiError, KubeClient, loads
 from .resources import Resource
 
@@ -60,68 +61,80 @@ class Informer:
         self.relists = 0
         self.gone = 0  # 410 Gone answers seen (in a stream or at watch open)
         self.rv: str | None = None  # where the next watch resumes (None: relist first)
-        self._loop = asyncio.get_running_loop()
-        self._stop = threading.Event()
-        self._resp: urllib3.HTTPResponse | None = None
-        self._thread = threading.Thread(target=self._run, name=f"odin-watch-{resource.plural}", daemon=True)
+        self._tasks = TaskSet("watch")
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._resp: aiohttp.ClientResponse | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._task = self._tasks.spawn(self._run(), self.resource.plural)
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop watching: no event is applied from now on; the watch task is cancelled, its connection closed."""
+        self._stopped = True
+        self.break_stream()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def aclose(self) -> None:
+        """``stop``, and wait until the watch task has ended."""
+        self.stop()
+        await self._tasks.close()
+
+    def break_stream(self) -> None:
+        """Close the open watch's connection, as a network failure would (the watch resumes from ``rv``)."""
         resp = self._resp
         if resp is not None:
-            with contextlib.suppress(Exception):
-                resp.shutdown()
-            with contextlib.suppress(Exception):
-                resp.close()
-
-    # -- thread side ---------------------------------------------------------------------------
+            resp.close()
 
     def forget(self, names: Iterable[str]) -> None:
-        """Drop cached objects (loop side) that are no longer wanted; later events about them are ignored
-        as long as ``wanted`` says no."""
+        """Drop cached objects that are no longer wanted; later events about them are ignored as long as
+        ``wanted`` says no."""
         for name in names:
             self.cache.pop(name, None)
 
-    def _run(self) -> None:
+    # -- list and watch ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
         failures = 0
-        while not self._stop.is_set():
+        while not self._stopped:
             try:
                 if self.rv is None:
-                    self.rv = self._relist()
-                self._watch()
+                    self.rv = await self._relist()
+                await self._watch()
                 failures = 0
             except Gone:
                 self.rv = None
                 self.gone += 1
+            except asyncio.CancelledError:
+                raise
             except Exception as e:  # keep watching: the API server may come back
-                if self._stop.is_set():
+                if self._stopped:
                     return
                 failures += 1
                 self.error = str(e)
                 log.warning("watch of %s failed (%s); retrying", self.resource.plural, e)
-                self._stop.wait(min(0.2 * 2**failures, _MAX_BACKOFF_S))
+                await asyncio.sleep(min(0.2 * 2**failures, _MAX_BACKOFF_S))
 
-    def _relist(self) -> str:
+    async def _relist(self) -> str:
         items: list[Obj] = []
         query: dict[str, Any] = {"labelSelector": self.selector, "limit": LIST_PAGE}
         if self.selector is None:
             del query["labelSelector"]
         path = self.resource.path(self.namespace)
         while True:
-            page = self.client.request_sync("list", path, query=query)
+            page = await self.client.request("list", path, query=query)
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
             query = {**query, "continue": token}
         self.relists += 1
-        self._deliver("SYNC", [o for o in items if self.wanted(o)])
+        self._apply_sync([o for o in items if self.wanted(o)])
+        self.synced.set()
         return str(page["metadata"]["resourceVersion"])
 
-    def _watch(self) -> None:
+    async def _watch(self) -> None:
         """One watch request from ``self.rv``, advancing it with every event (also when the stream breaks)."""
         query = {
             "watch": "true",
@@ -134,22 +147,25 @@ class Informer:
             del query["labelSelector"]
         path = self.resource.path(self.namespace)
         try:
-            self._resp = self.client.stream_sync("watch", path, query, self.client.settings.watch_timeout_s + 30)
+            self._resp = await self.client.stream("watch", path, query, self.client.settings.watch_timeout_s + 30)
         except ApiError as e:
             if e.status == 410:  # the resourceVersion was compacted away before the watch opened
                 raise Gone from e
             raise
         try:
-            for events in _batches(self._resp):
+            async for events in _batches(self._resp):
                 batch: list[tuple[str, Obj]] = []
                 try:
                     for event in events:
                         self.rv = self._handle(event, self.rv or "", batch)
                 finally:
-                    self._deliver_all(batch)
+                    self._apply_all(batch)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise ApiError(0, "Unreachable", f"the watch of {self.resource.plural} broke: {e!r}") from e
         finally:
-            self._resp.release_conn()
-            self._resp = None
+            resp, self._resp = self._resp, None
+            with contextlib.suppress(Exception):
+                resp.release()
 
     def _handle(self, event: Obj, rv: str, batch: list[tuple[str, Obj]]) -> str:
         kind, obj = event.get("type", ""), event.get("object") or {}
@@ -158,35 +174,24 @@ class Informer:
                 raise Gone
             raise ApiError(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
         rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-        if kind != "BOOKMARK" and (kind == "DELETED" or self.wanted(obj)):
+        if kind != "BOOKMARK":
             batch.append((kind, obj))
         return rv
 
-    def _deliver(self, kind: str, payload: Any) -> None:
-        if not self._stop.is_set():
-            self._loop.call_soon_threadsafe(self._apply, kind, payload)
-
-    def _deliver_all(self, batch: list[tuple[str, Obj]]) -> None:
-        """The events of one read in one hand-over: one wake-up of the loop, not one per event."""
-        if batch and not self._stop.is_set():
-            self._loop.call_soon_threadsafe(self._apply_all, batch)
-
-    # -- loop side -----------------------------------------------------------------------------
+    # -- applying --------------------------------------------------------------------------------
 
     def _apply_all(self, batch: list[tuple[str, Obj]]) -> None:
+        if self._stopped:
+            return
         for kind, obj in batch:
             self._apply(kind, obj)
 
-    def _apply(self, kind: str, payload: Any) -> None:
-        if kind == "SYNC":
-            self._apply_sync(payload)
-            self.synced.set()
-            return
+    def _apply(self, kind: str, payload: Obj) -> None:
         name = payload["metadata"]["name"]
         if kind == "DELETED":
             if self.cache.pop(name, None) is None and not self.wanted(payload):
                 return
-        elif self.wanted(payload):  # asked again on the loop: a run may have ended since the thread asked
+        elif self.wanted(payload):
             self.cache[name] = payload
         else:
             return
@@ -210,14 +215,17 @@ class Informer:
             log.exception("handling a %s event of %s failed", kind, self.resource.plural)
 
 
-def _batches(resp: urllib3.HTTPResponse) -> Iterator[list[Obj]]:
+async def _batches(resp: aiohttp.ClientResponse) -> AsyncIterator[list[Obj]]:
     """The watch's events, as many at a time as one read brought (a line each)."""
-    buf = b""
-    for chunk in resp.stream(65536, decode_content=True):
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
+    rest = b""
+    async for chunk in resp.content.iter_any():
+        if b"\n" not in chunk:
+            rest += chunk
+            continue
+        *lines, tail = (rest + chunk).split(b"\n")
+        rest = tail
         events = [loads(line) for line in lines if line.strip()]
         if events:
             yield events
-    if buf.strip():
-        yield [loads(buf)]
+    if rest.strip():
+        yield [loads(rest)]

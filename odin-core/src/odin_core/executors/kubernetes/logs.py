@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,16 @@ def prefix(pod: str, text: str, many: bool) -> list[str]:
     return [f"[{pod}] {ln}" for ln in lines] if many else lines
 
 
-async def pod_log(client: KubeClient, namespace: str, pod: str, *, container: str | None, tail: int | None) -> str:
+async def pod_log(
+    client: KubeClient, namespace: str, pod: str, *, container: str | None, tail: int | None, strict: bool = False
+) -> str:
+    """The pod's log; a refusal becomes a line saying why (``strict``: only a refusal, not a failure to ask)."""
     query = {"container": container, "tailLines": tail}
     try:
         raw = await client.request("get", PODS.path(namespace, pod, "log"), query=query, raw=True)
     except ApiError as e:
+        if strict and e.retryable:
+            raise
         return f"(no log for {pod}: {e.message})\n"
     return raw.decode(errors="replace")
 
@@ -50,41 +54,43 @@ async def snapshot(
     return lines[-tail:] if tail else lines
 
 
+Append = Callable[[Path, str], Awaitable[None]]
+
+
+async def append_in_thread(path: Path, text: str) -> None:
+    await asyncio.to_thread(append, path, text)
+
+
 async def capture(
-    client: KubeClient, namespace: str, run_path: str, task: str, attempt: int, pods: list[str], container: str
+    client: KubeClient,
+    namespace: str,
+    run_path: str,
+    task: str,
+    attempt: int,
+    pods: list[str],
+    container: str,
+    write: Append = append_in_thread,
 ) -> None:
     """Append the attempt's pod logs to the task's log file (every attempt under a header after the first).
 
-    One pod (most tasks): the log is read and appended in one call on the client's threads."""
+    A read that the API server refuses (no such pod, no log) leaves a line saying so; one that cannot
+    be done (the server unreachable after the client's retries) raises."""
     path = log_path(run_path, task)
     header = [f"----- attempt {attempt} -----"] if attempt > 1 else []
     if len(pods) == 1:
-        pod = pods[0]
-        query = {"container": container}
-        fetch = partial(_fetch_and_append, client, pod, path, header)
-        await client.call(fetch, "get", PODS.path(namespace, pod, "log"), query=query, raw=True)
-        return
-    lines = await snapshot(client, namespace, sorted(pods), container=container, tail=None) if pods else []
-    await asyncio.to_thread(_append, path, _text(header, lines))
-
-
-def _fetch_and_append(
-    client: KubeClient, pod: str, path: Path, header: list[str], verb: str, url: str, **kw: Any
-) -> None:
-    try:
-        text = client._once(verb, url, **kw).decode(errors="replace")
-    except ApiError as e:
-        if e.retryable:
-            raise
-        text = f"(no log for {pod}: {e.message})\n"
-    _append(path, _text(header, text.splitlines()))
+        text = await pod_log(client, namespace, pods[0], container=container, tail=None, strict=True)
+        lines = text.splitlines()
+    else:
+        lines = await snapshot(client, namespace, sorted(pods), container=container, tail=None) if pods else []
+    await write(path, _text(header, lines))
 
 
 def _text(header: list[str], lines: list[str]) -> str:
     return "".join(f"{ln}\n" for ln in [*header, *lines])
 
 
-def _append(path: Path, text: str) -> None:
+def append(path: Path, text: str) -> None:
+    """Blocking: append ``text`` to the file at ``path`` (made, with its directory, if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)

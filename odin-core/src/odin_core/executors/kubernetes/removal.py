@@ -16,7 +16,7 @@ from ... import constants as C
 from ...model import TaskRecord
 from ...settings import KubernetesSettings
 from ..base import Executor
-from .attempts import Attempt, AttemptIndex, Key
+from .attempts import Attempt, AttemptIndex, Endings
 from .client import ApiError, KubeClient
 from .handlers import KindHandler, handler_for, handlers
 from .names import label_value, object_name
@@ -32,7 +32,7 @@ class Removal(Executor):
 
     settings: KubernetesSettings
     attempts: AttemptIndex
-    _after: dict[Key, asyncio.Task[Any]]
+    _after: Endings
 
     async def connect(self) -> KubeClient:
         raise NotImplementedError
@@ -51,7 +51,7 @@ class Removal(Executor):
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": self.settings.delete_propagation}
         client = await self.connect()
         try:
-            await client.request("delete", resource.path(self.namespace, name), body=body)
+            await client.request("delete", resource.path(self.namespace, name), body=body, raw=True)  # unread answer
         except ApiError as e:
             if e.status == 404:
                 return False
@@ -79,8 +79,7 @@ class Removal(Executor):
 
     async def cleanup(self, run_id: str, records: list[TaskRecord]) -> dict[str, bool]:
         """Delete everything the run's attempts created, of every kind; logs are captured first."""
-        pending = [t for k, t in list(self._after.items()) if k[0] == run_id]
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*self._after.of_run(run_id), return_exceptions=True)
         for attempt in self.attempts.of_run(run_id):
             attempt.done = True
             attempt.cancel_timer()

@@ -1,0 +1,103 @@
+"""Blocking calls on a thread of their own, in batches: one hand-off each way per batch, not per call.
+
+``asyncio.to_thread`` costs a thread wake-up, a future chain and an event-loop wake-up for every call.
+A :class:`BatchThread` collects the calls made during one pass of the event loop (and those made while
+its thread is busy) and runs them as one batch, in the order they were made; their outcomes come back
+to the loop in one ``call_soon_threadsafe``. Under load, one hand-off serves hundreds of calls; alone,
+a call is a batch of one. Subclasses decide how a batch runs (the SQLite store wraps its writes in one
+transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+MAX_BATCH = 512
+"""Calls per batch at most (a batch's outcomes wait for its last call)."""
+
+
+class BatchThread(Generic[R]):
+    """Runs ``fn(resource)`` calls on its thread; ``resource`` is what every call gets (a connection, None)."""
+
+    def __init__(self, resource: R, thread: ThreadPoolExecutor | None = None, *, name: str = "odin-batch") -> None:
+        self.resource = resource
+        self._own_thread = thread is None
+        self._thread = thread or ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._queue: list[tuple[Callable[[R], Any], asyncio.Future[Any], Any]] = []
+        self._draining = False  # the thread has (or is about to get) the queue
+        self._kicked = False  # a hand-over is scheduled on the loop
+        self.batches = 0  # batches run (diagnostics, benchmarks)
+
+    async def call(self, fn: Callable[[R], T], tag: Any = None) -> T:
+        """``fn(resource)`` on the thread, in a batch with the calls made in this pass of the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queue.append((fn, future, tag))
+            kick = not (self._draining or self._kicked)
+            self._kicked = self._kicked or kick
+        if kick:
+            loop.call_soon(self._hand_over, loop)
+        return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._kicked = False
+            if self._draining or not self._queue:
+                return
+            self._draining = True
+        try:
+            self._thread.submit(self._drain, loop)
+        except RuntimeError as e:  # closed: the calls waiting fail
+            with self._lock:
+                items, self._queue, self._draining = self._queue, [], False
+            _deliver([(future, None, e) for _, future, _ in items])
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            with self._lock:
+                items, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                if not items:
+                    self._draining = False
+                    return
+            outcomes = self.run_batch(items)
+            self.batches += 1
+            try:
+                loop.call_soon_threadsafe(_deliver, outcomes)
+            except RuntimeError:  # the loop is closed: nobody waits for these any more
+                with self._lock:
+                    self._queue, self._draining = [], False
+                return
+
+    def run_batch(self, items: list[tuple[Callable[[R], Any], asyncio.Future[Any], Any]]) -> list[Outcome]:
+        """On the thread: every call in order, each outcome its own (a call that raises affects no other)."""
+        return [outcome(future, fn, self.resource) for fn, future, _ in items]
+
+    def close(self) -> None:
+        if self._own_thread:
+            self._thread.shutdown(wait=False)
+
+
+def outcome(future: asyncio.Future[Any], fn: Callable[[Any], Any], resource: Any) -> Outcome:
+    try:
+        return future, fn(resource), None
+    except BaseException as e:  # delivered to the caller, as if the call had raised there
+        return future, None, e
+
+
+def _deliver(outcomes: list[Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

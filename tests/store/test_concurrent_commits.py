@@ -1,0 +1,77 @@
+"""Commits made at once (many runs' workers in one pass of the event loop) stay independent.
+
+The SQLite store runs such commits as one batch in one transaction (group commit), each write in a
+savepoint of its own; every backend must give each caller its own outcome: a refused write (a lost
+lease, a duplicate event) is refused alone and writes nothing, the others are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+from contract_support import create, event, task_records
+from odin_core.errors import Conflict
+from odin_core.model import RunStatus, TaskStatus
+from odin_core.store import Lease, LeaseLost
+
+RUNS = 20
+
+
+async def test_commits_made_at_once_are_refused_or_written_each_on_its_own(store) -> None:
+    leases = [await create(store, f"r{i}") for i in range(RUNS)]
+    runs = [await store.get_run(lease.run_id) for lease in leases]
+
+    def commit(i: int):  # run 3: a stale lease; run 7: an event number already taken; the rest: fine
+        lease = Lease(leases[i].run_id, "B", 1) if i == 3 else leases[i]
+        seq = 1 if i == 7 else 2
+        task = task_records(lease.run_id)[0].evolve(status=TaskStatus.RUNNING)
+        return store.commit(lease, runs[i].evolve(status=RunStatus.RUNNING), [task], [event(lease.run_id, seq)])
+
+    outcomes = await asyncio.gather(*(commit(i) for i in range(RUNS)), return_exceptions=True)
+
+    assert isinstance(outcomes[3], LeaseLost)
+    assert isinstance(outcomes[7], Conflict) and not isinstance(outcomes[7], LeaseLost)
+    assert [i for i, o in enumerate(outcomes) if o is not None] == [3, 7]
+    for i, lease in enumerate(leases):
+        run, tasks = await store.get_run(lease.run_id), await store.get_tasks(lease.run_id)
+        refused = i in (3, 7)
+        assert run.status is (RunStatus.BUILDING if refused else RunStatus.RUNNING), i
+        assert tasks[0].status is (TaskStatus.WAITING if refused else TaskStatus.RUNNING), i
+        assert await store.last_seq(lease.run_id) == (1 if refused else 2), i
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sqlite_groups_commits_made_at_once_into_few_transactions(store) -> None:
+    leases = [await create(store, f"r{i}") for i in range(RUNS)]
+    before = store._queue.batches
+    await asyncio.gather(*(store.commit(lease, None, [], [event(lease.run_id, 2)]) for lease in leases))
+    assert store._queue.batches - before < RUNS / 2  # without grouping: one batch (one transaction) per commit
+    assert [await store.last_seq(lease.run_id) for lease in leases] == [2] * RUNS
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sqlite_commits_made_at_once_wait_out_another_process_holding_the_lock(store) -> None:
+    leases = [await create(store, f"r{i}") for i in range(RUNS)]
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # a second connection (as another `odin run` would hold) takes the write lock
+        db = sqlite3.connect(store.path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        db.execute("COMMIT")
+        db.close()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    await asyncio.to_thread(locked.wait, 10)
+    asyncio.get_running_loop().call_later(1.0, release.set)  # held past the store's busy timeout
+    t0 = time.monotonic()
+    await asyncio.gather(*(store.commit(lease, None, [], [event(lease.run_id, 2)]) for lease in leases))
+    holder.join()
+    assert time.monotonic() - t0 >= 0.9
+    assert [await store.last_seq(lease.run_id) for lease in leases] == [2] * RUNS
