@@ -24,7 +24,8 @@ import pytest
 from shell_examples import DEFAULT_SERVER, Example, as_script, examples, missing_lines
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+OWN_TEST = {"tutorial-microk8s.md"}  # marks and runs its blocks itself: tests/deploy/test_tutorial.py
+DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in OWN_TEST)]
 COPIED = ("samples", "docs")  # copied, so job paths read as in the docs (samples/retry, not the link's target)
 SKIPPED = frozenset({".git", ".venv", *COPIED})  # everything else of the repository is linked (make demo needs it)
 COMMAND_TIMEOUT_S = 300
