@@ -70,6 +70,21 @@ async def ended(odin: Odin, run_id: str, timeout_s: float = 30) -> RunStatus:
     return run.status
 
 
+async def following(*args: str, env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, bytes]:
+    """`odin ARGS` without a terminal, read until it shows the task RUNNING (its signal handlers are in place by
+    then); the process and what it printed so far."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    assert proc.stdout is not None
+    shown = b""
+    while b"task wait RUNNING" not in shown:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, shown.decode()
+        shown += line
+    return proc, shown
+
+
 # -- remote: the run lives on the server ---------------------------------------------------------------------------
 
 
@@ -123,16 +138,7 @@ async def test_a_signal_to_the_client_leaves_the_remote_run_running(
     server: Service, odin: Odin, root: Path, env, tmp_path, sig
 ) -> None:
     run_id = f"gated-{sig.name.lower()}"
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, "--server", server.url, "run", "gated", "--run-id", run_id, env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    shown = b""
-    while b"task wait RUNNING" not in shown:  # following the run: its signal handlers are in place
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line, shown.decode()
-        shown += line
+    proc, shown = await following("--server", server.url, "run", "gated", "--run-id", run_id, env=env, cwd=tmp_path)
     proc.send_signal(sig)
     rest, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == (-9 if sig is signal.SIGKILL else 130), (shown + rest).decode()
@@ -202,16 +208,7 @@ async def test_closing_the_terminal_of_an_embedded_run_ends_it_cleanly(odin: Odi
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 async def test_a_signal_without_a_terminal_stops_an_embedded_run(odin: Odin, root: Path, env, sig) -> None:
     run_id = f"gated-emb-{sig.name.lower()}"
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, "run", "gated", "--run-id", run_id, env=env, cwd=root,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    shown = b""
-    while b"task wait RUNNING" not in shown:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line, shown.decode()
-        shown += line
+    proc, shown = await following("run", "gated", "--run-id", run_id, env=env, cwd=root)
     proc.send_signal(sig)
     rest, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130, (shown + rest).decode()

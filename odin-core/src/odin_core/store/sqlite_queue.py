@@ -20,23 +20,16 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from ..batching import BatchThread, Outcome, outcome
 
-T = TypeVar("T")
 Conn = sqlite3.Connection
 Item = tuple[Callable[[Conn], Any], "asyncio.Future[Any]", Any]  # the call, its future, whether it writes
 
 
 class ConnectionQueue(BatchThread[Conn]):
-    def __init__(self, db: Conn, thread: ThreadPoolExecutor) -> None:
-        super().__init__(db, thread)
-
-    @property
-    def db(self) -> Conn:
-        return self.resource
+    """``BatchThread(connection, the connection's thread)``, whose batches share one write transaction."""
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         db = self.resource

@@ -127,12 +127,9 @@ class Endings:
 
     def __init__(self) -> None:
         self._by_run: dict[str, dict[Key, asyncio.Task[Any]]] = {}
-        self._count = 0
 
     def add(self, key: Key, task: asyncio.Task[Any]) -> None:
-        of_run = self._by_run.setdefault(key[0], {})
-        self._count += key not in of_run
-        of_run[key] = task
+        self._by_run.setdefault(key[0], {})[key] = task
         task.add_done_callback(lambda _t: self._discard(key, task))
 
     def _discard(self, key: Key, task: asyncio.Task[Any]) -> None:
@@ -140,7 +137,6 @@ class Endings:
         if of_run is None or of_run.get(key) is not task:
             return
         del of_run[key]
-        self._count -= 1
         if not of_run:
             del self._by_run[key[0]]
 
@@ -151,4 +147,7 @@ class Endings:
         return [t for of_run in self._by_run.values() for t in of_run.values()]
 
     def __len__(self) -> int:
-        return self._count
+        return sum(map(len, self._by_run.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_run)  # a run's entry goes with its last task
