@@ -8,8 +8,11 @@ run cleaned up (``cleanup``) as soon as it ends.
 What is counted: the wall time runs from the first submission until the last object is deleted, so
 both columns include their clean-up deletes (the floor: create + delete per object; Odin: create, the
 log read of its capture, delete). CPU is this process's (user + system) over the same window.
+On the 2-core test machine the control plane shares the CPUs, and one round's figures vary by 15% or
+more from run to run; ``--rounds N`` runs floor and Odin alternately N times and reports the medians.
 
     python bench/k8s_throughput.py --pipelines 1000 --qps 1000 --burst 1000     # throughput, limit lifted
+    python bench/k8s_throughput.py --pipelines 1000 --qps 1000 --burst 1000 --rounds 5   # medians of 5 rounds
     python bench/k8s_throughput.py --pipelines 1000                             # throughput at QPS 50
     python bench/k8s_throughput.py --pipelines 300 --rate 10                    # latency at 10 pipelines/s
     python bench/k8s_throughput.py --pipelines 200 --kind PyTorchJob --workers 2 --qps 1000 --burst 1000
@@ -23,6 +26,7 @@ import argparse
 import asyncio
 import importlib.util
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -70,6 +74,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     done: int = 0
     requests: dict[str, int] = field(default_factory=dict)
+    events: int = 0  # Odin: events recorded in the store, all runs together
 
     def per_min(self, n: int) -> float:
         return n / self.elapsed_s * 60 if self.elapsed_s else float("nan")  # nan: this side did not run
@@ -121,8 +126,8 @@ async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]
 class Floor:
     """Create the objects, watch them (one watch thread), delete each as soon as it is done."""
 
-    def __init__(self, client: KubeClient, ns: str, task: TaskSpec, duration: str) -> None:
-        self.client, self.ns, self.duration = client, ns, duration
+    def __init__(self, client: KubeClient, ns: str, task: TaskSpec, duration: str, prefix: str = "floor") -> None:
+        self.client, self.ns, self.duration, self.prefix = client, ns, duration, prefix
         self.handler = handler_for(task.resource_type)
         assert self.handler is not None
         self.resource: Resource = self.handler.resource
@@ -134,8 +139,8 @@ class Floor:
 
     def manifest(self, i: int) -> dict[str, Any]:
         """Exactly what Odin creates for the same task (its own handler makes it)."""
-        name = f"floor-{i}"
-        launch = Launch(f"floor-{i}", self.task, 1, work_path="/", run_path="/")
+        name = f"{self.prefix}-{i}"
+        launch = Launch(name, self.task, 1, work_path="/", run_path="/")
         opts = PodOptions({"odin.ml/run": "floor"}, {DURATION_ANNOTATION: self.duration}, (), self.handler.container)
         return self.handler.manifests(launch, name, opts)[0]
 
@@ -220,6 +225,7 @@ async def odin(
     result = Result(elapsed, cpu, rss_mib(), [running[k] - submitted[k] for k in running if k in submitted])
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
+    result.events = sum([await store.last_seq(run_id) for run_id in submitted])
     await engine.close()
     await executor.close()
     await store.close()
@@ -241,6 +247,31 @@ def bound_per_min(n: int, requests_per_task: int, qps: float, burst: int) -> flo
     return float("inf") if seconds == 0 else n / seconds * 60
 
 
+def median(results: list[Result]) -> Result:
+    """One Result for several rounds: the median wall time and CPU, every round's latencies, the sums of counts."""
+    if len(results) == 1:
+        return results[0]
+    return Result(
+        statistics.median(r.elapsed_s for r in results),
+        statistics.median(r.cpu_s for r in results),
+        max(r.rss_mib for r in results),
+        [x for r in results for x in r.latencies],
+        round(statistics.median(r.done for r in results)),
+        {k: round(statistics.median(r.requests.get(k, 0) for r in results)) for k in results[-1].requests},
+        round(statistics.median(r.events for r in results)),
+    )
+
+
+def report_rounds(n: int, rounds: list[tuple[Result, Result]]) -> None:
+    """A line per round (floor and Odin ran one after the other in each), so the spread is visible."""
+    for i, (f, o) in enumerate(rounds, start=1):
+        print(
+            f"round {i}: floor {f.per_min(n):.0f}/min {f.cpu_s / n * 1000:.2f} ms CPU; "
+            f"odin {o.per_min(n):.0f}/min {o.cpu_s / n * 1000:.2f} ms CPU; odin/floor {o.per_min(n) / f.per_min(n):.1%}"
+        )
+    print(f"medians of {len(rounds)} rounds:")
+
+
 def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     n = args.pipelines
     print(f"{'':28}{'floor':>14}{'odin':>14}")
@@ -258,6 +289,7 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     req = {k: v for k, v in o.requests.items()}
     per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
     print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
+    print(f"odin events recorded: {o.events / n:.1f} per pipeline")
     print(f"odin / floor throughput: {o.per_min(n) / f.per_min(n):.1%}")
     print(f"odin adds at p99: {(percentile(o.latencies, 99) - percentile(f.latencies, 99)) * 1000:.0f} ms")
     if args.qps > 0:
@@ -288,6 +320,9 @@ async def main() -> None:
     ap.add_argument("--kubeconfig")
     ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
     ap.add_argument("--only", choices=("floor", "odin"), help="run one side only (profiling; no ratios)")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="run floor and Odin this many times, alternately; report the medians"
+    )
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
@@ -301,27 +336,33 @@ async def main() -> None:
         f"burst {args.burst}, pod run time {args.duration}, log capture {'on' if args.capture_logs else 'off'}, "
         f"namespace {ns}"
     )
+    settings = KubernetesSettings(
+        kubeconfig=kubeconfig,
+        namespace=ns,
+        qps=args.qps,
+        burst=args.burst,
+        capture_logs=args.capture_logs,
+        pod_annotations={DURATION_ANNOTATION: args.duration},
+    )
+    rounds: list[tuple[Result, Result]] = []
     try:
-        limited = KubeClient(load_api_client(base), base)
-        f = Result()
-        if args.only != "odin":
-            f = await asyncio.wait_for(Floor(limited, ns, task, args.duration).run(n, args.rate), args.timeout)
-        await limited.aclose()
-        settings = KubernetesSettings(
-            kubeconfig=kubeconfig,
-            namespace=ns,
-            qps=args.qps,
-            burst=args.burst,
-            capture_logs=args.capture_logs,
-            pod_annotations={DURATION_ANNOTATION: args.duration},
-        )
-        o = Result()
-        if args.only != "floor":
-            with tempfile.TemporaryDirectory() as tmp:
-                o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
+        for r in range(args.rounds):
+            f = Result()
+            if args.only != "odin":
+                limited = KubeClient(load_api_client(base), base)  # a fresh client each round, as Odin's
+                floor = Floor(limited, ns, task, args.duration, prefix=f"floor{r}")
+                f = await asyncio.wait_for(floor.run(n, args.rate), args.timeout)
+                await limited.aclose()
+            o = Result()
+            if args.only != "floor":
+                with tempfile.TemporaryDirectory() as tmp:
+                    o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
+            rounds.append((f, o))
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
-    report(args, f, o)
+    if len(rounds) > 1:
+        report_rounds(n, rounds)
+    report(args, median([f for f, _ in rounds]), median([o for _, o in rounds]))
 
 
 if __name__ == "__main__":

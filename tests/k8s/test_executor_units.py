@@ -4,6 +4,7 @@ No control plane needed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -315,3 +316,46 @@ def test_a_job_that_succeeded_waits_for_its_pods_end_to_read_the_outputs(kind: s
     finished["status"]["containerStatuses"][0]["name"] = handler.container
     seen = handler.observe(done, [finished])
     assert seen.status is TaskStatus.SUCCEEDED and seen.outputs == {"m": 1}
+
+
+def _attempt_pod(attempt: Attempt, phase: str, *, scheduled: bool = False) -> dict:
+    conditions = [{"type": "PodScheduled", "status": "True"}] if scheduled else []
+    status = {"phase": phase, "conditions": conditions}
+    return {"metadata": {"name": attempt.name, "labels": attempt.labels}, "spec": {"nodeName": "n1"}, "status": status}
+
+
+async def test_pending_reasons_are_reported_once_they_last_and_never_after_the_attempt_runs(tmp_path, monkeypatch):
+    """A pod that starts at once costs no write per reason it passed through; one that waits says why, with
+    the latest reason, within PENDING_REPORT_S."""
+    from odin_core.executors.kubernetes import executor as kx
+
+    monkeypatch.setattr(kx, "PENDING_REPORT_S", 0.2)
+    executor = kx.KubernetesExecutor(tmp_path)
+    reports: list[tuple[TaskStatus, str]] = []
+    executor.bind(lambda u: reports.append((u.status, u.message)))
+    handler = handler_for("Pod")
+    assert handler is not None
+
+    def follow(attempt_no: int) -> Attempt:
+        labels = names.identity_labels("run-1", "train", attempt_no)
+        attempt = Attempt(("run-1", "train", attempt_no), handler, f"p{attempt_no}", labels, str(tmp_path))
+        executor.attempts.add(attempt)
+        return attempt
+
+    fast = follow(1)
+    executor._on_pod("ADDED", _attempt_pod(fast, "Pending"))
+    executor._on_pod("MODIFIED", _attempt_pod(fast, "Pending", scheduled=True))
+    executor._on_pod("MODIFIED", _attempt_pod(fast, "Running", scheduled=True))
+    await asyncio.sleep(0.4)
+    assert reports == [(TaskStatus.RUNNING, "")]
+    assert fast.pending_report is None
+
+    reports.clear()
+    slow = follow(2)
+    executor._on_pod("ADDED", _attempt_pod(slow, "Pending"))
+    executor._on_pod("MODIFIED", _attempt_pod(slow, "Pending", scheduled=True))
+    assert reports == []  # not yet: the reason has not lasted
+    await asyncio.sleep(0.4)
+    assert reports == [(TaskStatus.PENDING, f"pod {slow.name}: scheduled on n1, starting containers")]
+    executor.attempts.remove(slow)
+    executor.attempts.remove(fast)

@@ -31,6 +31,7 @@ class Attempt:
     warned: bool = False  # reported that no controller acts on its object
     timer: asyncio.TimerHandle | None = None  # the pending timeout
     watchdog: asyncio.TimerHandle | None = None  # the no-controller warning
+    pending_report: asyncio.TimerHandle | None = None  # the report of a pending reason, once it has lasted
 
     @property
     def run_id(self) -> str:
@@ -57,10 +58,15 @@ class Attempt:
         return sorted(n for n, p in self.pods.items() if (p.get("status") or {}).get("phase") not in _ENDED)
 
     def cancel_timer(self) -> None:
-        for handle in (self.timer, self.watchdog):
+        for handle in (self.timer, self.watchdog, self.pending_report):
             if handle is not None:
                 handle.cancel()
-        self.timer = self.watchdog = None
+        self.timer = self.watchdog = self.pending_report = None
+
+    def cancel_pending_report(self) -> None:
+        if self.pending_report is not None:
+            self.pending_report.cancel()
+            self.pending_report = None
 
 
 def label_key(labels: dict[str, str]) -> tuple[str, str, str] | None:

@@ -41,6 +41,9 @@ from .updates import labels_of, lost, lost_attempt, no_controller, submit_error,
 
 log = logging.getLogger("odin.k8s")
 Obj = dict[str, Any]
+PENDING_REPORT_S = 1.0
+"""A reason an attempt is pending for is reported once it has lasted this long (an attempt that starts
+at once costs no write per reason it passed through); RUNNING, the end, and failures are reported at once."""
 Decorate = Callable[[Launch], dict[str, dict[str, str]]]
 
 
@@ -245,8 +248,19 @@ class KubernetesExecutor(Reading):
         attempt.last = obs
         if obs.is_terminal:
             self._finish(attempt, obs)
+        elif obs.status is TaskStatus.PENDING:
+            if attempt.pending_report is None:
+                loop = asyncio.get_running_loop()
+                attempt.pending_report = loop.call_later(PENDING_REPORT_S, self._report_pending, attempt)
         else:
+            attempt.cancel_pending_report()
             self.report(update(attempt, obs))
+
+    def _report_pending(self, attempt: Attempt) -> None:
+        """The latest pending reason, if the attempt still waits (reasons between two reports are skipped)."""
+        attempt.pending_report = None
+        if not attempt.done and attempt.last is not None and attempt.last.status is TaskStatus.PENDING:
+            self.report(update(attempt, attempt.last))
 
     def _no_controller(self, attempt: Attempt) -> None:
         attempt.watchdog = None
@@ -255,6 +269,7 @@ class KubernetesExecutor(Reading):
         obs = pending(no_controller(attempt, self.settings.no_controller_after_s))
         attempt.warned = True
         attempt.last = obs
+        attempt.cancel_pending_report()
         log.warning("%s", obs.message)
         self.report(update(attempt, obs))
 
