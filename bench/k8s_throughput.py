@@ -16,6 +16,8 @@ more from run to run; ``--rounds N`` runs floor and Odin alternately N times and
     python bench/k8s_throughput.py --pipelines 1000                             # throughput at QPS 50
     python bench/k8s_throughput.py --pipelines 300 --rate 10                    # latency at 10 pipelines/s
     python bench/k8s_throughput.py --pipelines 200 --kind PyTorchJob --workers 2 --qps 1000 --burst 1000
+    python bench/k8s_throughput.py --pipelines 1000 --qps 1000 --burst 1000 --only odin --profile odin.pstats \
+        --time-decode     # where Odin's CPU goes: python -m pstats odin.pstats, then sort tottime, stats 40
 
 Without --kubeconfig a local control plane is started (tools/k8s, state in $ODIN_K8S_STATE).
 """
@@ -24,11 +26,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import importlib.util
+import os
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +47,7 @@ from _common import percentile
 from odin_core.engine import Engine
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
+from odin_core.executors.kubernetes import informer as informer_module
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.executors.kubernetes.informer import Informer
 from odin_core.executors.kubernetes.podspec import PodOptions
@@ -62,6 +69,47 @@ def cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        found[thread.name] = found.get(thread.name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+class DecodeTimer:
+    """Wraps the watch's JSON decoding to time each call in CPU (``time.thread_time``) during the run."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._real = informer_module.loads
+
+    def __call__(self, raw: bytes) -> Any:
+        t = time.thread_time()
+        value = self._real(raw)
+        self.times.append(time.thread_time() - t)
+        return value
+
+    def __enter__(self) -> DecodeTimer:
+        informer_module.loads = self
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        informer_module.loads = self._real
+
+    def summary(self) -> str:
+        xs = sorted(self.times)
+        if not xs:
+            return "no watch events decoded"
+        us = [percentile(xs, p) * 1e6 for p in (50, 99)]
+        return f"{len(xs)} watch events decoded in {sum(xs):.2f} s CPU: p50 {us[0]:.0f} µs, p99 {us[1]:.0f} µs"
+
+
 def rss_mib() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
 
@@ -75,6 +123,7 @@ class Result:
     done: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     events: int = 0  # Odin: events recorded in the store, all runs together
+    threads: dict[str, float] = field(default_factory=dict)  # Odin: CPU seconds of each thread over the window
 
     def per_min(self, n: int) -> float:
         return n / self.elapsed_s * 60 if self.elapsed_s else float("nan")  # nan: this side did not run
@@ -186,7 +235,13 @@ class Floor:
 
 
 async def odin(
-    settings: KubernetesSettings, task: TaskSpec, n: int, rate: float | None, data: Path, store_url: str = ""
+    settings: KubernetesSettings,
+    task: TaskSpec,
+    n: int,
+    rate: float | None,
+    data: Path,
+    store_url: str = "",
+    profile: str | None = None,
 ) -> Result:
     store: JobStore = await open_store(store_url) if store_url else SqliteStore(data / "odin.db")
     if not store_url:
@@ -219,10 +274,19 @@ async def odin(
         statuses.append(final.status)
         await executor.cleanup(run.run_id, list(await store.get_tasks(run.run_id)))
 
+    # the loop's CPU by function (thread_time: CPU, not wall time; the profiler slows Python calls, not C)
+    profiler = cProfile.Profile(time.thread_time) if profile else None
+    threads0 = thread_cpu()
     cpu0, t0 = cpu_s(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     await paced(n, rate, one)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
     result = Result(elapsed, cpu, rss_mib(), [running[k] - submitted[k] for k in running if k in submitted])
+    result.threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
     result.events = sum([await store.last_seq(run_id) for run_id in submitted])
@@ -290,6 +354,11 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
     print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
     print(f"odin events recorded: {o.events / n:.1f} per pipeline")
+    if o.threads:
+        shares = ", ".join(
+            f"{name} {cpu / n * 1000:.2f}" for name, cpu in sorted(o.threads.items(), key=lambda x: -x[1])
+        )
+        print(f"odin CPU per pipeline by thread (ms): {shares}")
     print(f"odin / floor throughput: {o.per_min(n) / f.per_min(n):.1%}")
     print(f"odin adds at p99: {(percentile(o.latencies, 99) - percentile(f.latencies, 99)) * 1000:.0f} ms")
     if args.qps > 0:
@@ -320,6 +389,8 @@ async def main() -> None:
     ap.add_argument("--kubeconfig")
     ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file), e.g. postgresql://...")
     ap.add_argument("--only", choices=("floor", "odin"), help="run one side only (profiling; no ratios)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile (CPU time) of Odin's side to FILE (pstats)")
+    ap.add_argument("--time-decode", action="store_true", help="time each watch event's decoding (CPU)")
     ap.add_argument(
         "--rounds", type=int, default=1, help="run floor and Odin this many times, alternately; report the medians"
     )
@@ -355,8 +426,12 @@ async def main() -> None:
                 await limited.aclose()
             o = Result()
             if args.only != "floor":
-                with tempfile.TemporaryDirectory() as tmp:
-                    o = await asyncio.wait_for(odin(settings, task, n, args.rate, Path(tmp), args.store), args.timeout)
+                decoding = DecodeTimer() if args.time_decode else None
+                with tempfile.TemporaryDirectory() as tmp, decoding or contextlib.nullcontext():
+                    side = odin(settings, task, n, args.rate, Path(tmp), args.store, args.profile)
+                    o = await asyncio.wait_for(side, args.timeout)
+                if decoding is not None:
+                    print(f"round {r + 1}, odin: {decoding.summary()}")
             rounds.append((f, o))
     finally:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
