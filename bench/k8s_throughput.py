@@ -123,6 +123,7 @@ class Result:
     done: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     events: int = 0  # Odin: events recorded in the store, all runs together
+    commits: int = 0  # Odin: store commits (fenced writes of a run's transitions) over the window
     threads: dict[str, float] = field(default_factory=dict)  # Odin: CPU seconds of each thread over the window
 
     def per_min(self, n: int) -> float:
@@ -173,7 +174,7 @@ async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]
 
 
 class Floor:
-    """Create the objects, watch them (one watch thread), delete each as soon as it is done."""
+    """Create the objects, watch them (one watch on the loop), delete each as soon as it is done."""
 
     def __init__(self, client: KubeClient, ns: str, task: TaskSpec, duration: str, prefix: str = "floor") -> None:
         self.client, self.ns, self.duration, self.prefix = client, ns, duration, prefix
@@ -260,6 +261,15 @@ async def odin(
             bound(update)
 
     executor._report = record
+    commits = 0
+    commit = store.commit
+
+    async def counted(*args: Any, **kw: Any) -> None:
+        nonlocal commits
+        commits += 1
+        await commit(*args, **kw)
+
+    store.commit = counted  # type: ignore[method-assign]
     spec = PipelineSpec("bench", (task,), job="bench")
     await executor.informer(PODS)
     await executor.informer(executor_resource(task))
@@ -290,6 +300,7 @@ async def odin(
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
     result.events = sum([await store.last_seq(run_id) for run_id in submitted])
+    result.commits = commits
     await engine.close()
     await executor.close()
     await store.close()
@@ -312,17 +323,20 @@ def bound_per_min(n: int, requests_per_task: int, qps: float, burst: int) -> flo
 
 
 def median(results: list[Result]) -> Result:
-    """One Result for several rounds: the median wall time and CPU, every round's latencies, the sums of counts."""
+    """One Result for several rounds: the medians of each figure, every round's latencies, the largest RSS."""
     if len(results) == 1:
         return results[0]
+    mid = statistics.median
     return Result(
-        statistics.median(r.elapsed_s for r in results),
-        statistics.median(r.cpu_s for r in results),
-        max(r.rss_mib for r in results),
-        [x for r in results for x in r.latencies],
-        round(statistics.median(r.done for r in results)),
-        {k: round(statistics.median(r.requests.get(k, 0) for r in results)) for k in results[-1].requests},
-        round(statistics.median(r.events for r in results)),
+        elapsed_s=mid([r.elapsed_s for r in results]),
+        cpu_s=mid([r.cpu_s for r in results]),
+        rss_mib=max(r.rss_mib for r in results),
+        latencies=[x for r in results for x in r.latencies],
+        done=round(mid([r.done for r in results])),
+        requests={k: round(mid([r.requests.get(k, 0) for r in results])) for k in results[-1].requests},
+        events=round(mid([r.events for r in results])),
+        commits=round(mid([r.commits for r in results])),
+        threads={k: mid([r.threads.get(k, 0.0) for r in results]) for k in results[-1].threads},
     )
 
 
@@ -353,7 +367,7 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     req = {k: v for k, v in o.requests.items()}
     per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
     print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
-    print(f"odin events recorded: {o.events / n:.1f} per pipeline")
+    print(f"odin events recorded: {o.events / n:.1f} per pipeline; store commits: {o.commits / n:.1f} per pipeline")
     if o.threads:
         shares = ", ".join(
             f"{name} {cpu / n * 1000:.2f}" for name, cpu in sorted(o.threads.items(), key=lambda x: -x[1])

@@ -252,8 +252,7 @@ class KubernetesExecutor(Reading):
             if attempt.pending_report is None:
                 loop = asyncio.get_running_loop()
                 attempt.pending_report = loop.call_later(PENDING_REPORT_S, self._report_pending, attempt)
-        else:
-            attempt.cancel_pending_report()
+        else:  # RUNNING: its timers, the pending report's too, were cancelled above
             self.report(update(attempt, obs))
 
     def _report_pending(self, attempt: Attempt) -> None:
