@@ -1,7 +1,8 @@
 """CPU per record of the stores' JSON encoding (``odin_core.store.common.dumps``) against the standard library's.
 
-Every commit encodes the run's changed records and its events: about 11 records per one-step pipeline on
-the Kubernetes executor (``bench/k8s_throughput.py`` counts the commits). Encoded here: a RUNNING task
+Every commit encodes the run's changed records and its events: 10.9 ``dumps`` calls per one-step pipeline
+on the Kubernetes executor at QPS 1,000 (the call count in the ``--profile`` of ``bench/k8s_throughput.py
+--pipelines 1000 --qps 1000 --burst 1000 --only odin``). Encoded here: a RUNNING task
 record and its event, as a worker writes them, ``--n`` times each; process CPU time.
 
     .venv/bin/python bench/store_json.py [--n 100000]

@@ -3,8 +3,8 @@ watches' caches go back to empty after every batch of runs, however many ran bef
 left after each batch does not grow batch after batch.
 
 Memory is traced (``tracemalloc``) after a full collection at the end of each batch. A leak grows it
-by about the same amount every batch; a one-time step (a new keep-alive connection's buffers, a table
-resized once) grows it once, by up to half a MiB here: so the median growth per batch is what counts."""
+by about the same amount every batch; a one-time step (a new keep-alive connection's buffers, say, or a
+table resized once) grows it once, by 0.3–0.6 MB in the runs seen: so the median growth per batch is what counts."""
 
 from __future__ import annotations
 
