@@ -34,9 +34,8 @@ from odin_core.spec.model import TaskSpec
 
 async def record(kubeconfig: str, pods: int) -> list[bytes]:
     """The raw lines of a watch that saw ``pods`` pods created, run, and deleted."""
-    admin = KubeClient(load_api_client(KubernetesSettings(kubeconfig=kubeconfig)), KubernetesSettings(qps=0))
-    ns = make_namespace(admin)
     client = KubeClient(load_api_client(KubernetesSettings(kubeconfig=kubeconfig)), KubernetesSettings(qps=0))
+    ns = make_namespace(client)
     handler = handler_for("Pod")
     assert handler is not None
     task = TaskSpec("step", "odin/task:bench", ("run",))
@@ -56,23 +55,26 @@ async def record(kubeconfig: str, pods: int) -> list[bytes]:
             opts = PodOptions({"odin.ml/run": "decode"}, {DURATION_ANNOTATION: "200ms"}, (), handler.container)
             body = handler.manifests(Launch(name, task, 1, work_path="/", run_path="/"), name, opts)[0]
             await client.request("create", PODS.path(ns), body=body)
-        for _ in range(300):  # until every pod has succeeded
-            if sum(b'"phase":"Succeeded"' in line for line in lines) >= pods:
-                break
-            await asyncio.sleep(0.1)
+        await until(lines, pods, lambda ev: (ev["object"].get("status") or {}).get("phase") == "Succeeded")
         for name in names:
             await client.request("delete", PODS.path(ns, name))
-        for _ in range(300):
-            if sum(line.startswith(b'{"type":"DELETED"') for line in lines) >= pods:
-                break
-            await asyncio.sleep(0.1)
+        await until(lines, pods, lambda ev: ev["type"] == "DELETED")
     finally:
         reader.cancel()
         resp.close()
+        await client.request("delete", f"/api/v1/namespaces/{ns}")
         await client.aclose()
-        admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
-        admin.close()
     return lines
+
+
+async def until(lines: list[bytes], pods: int, seen: Any) -> None:
+    """Wait (30 s at most) until ``seen(event)`` held for an event of each of the ``pods`` pods."""
+    for _ in range(300):
+        events = [orjson.loads(line) for line in lines]
+        if len({ev["object"]["metadata"]["name"] for ev in events if seen(ev)}) >= pods:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the pods did not get there within 30 s")
 
 
 def containers(value: Any) -> int:
