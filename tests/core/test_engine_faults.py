@@ -18,7 +18,7 @@ from odin_core.engine import Engine
 from odin_core.errors import InvalidRequest, TemporaryError
 from odin_core.executors.base import Launch
 from odin_core.executors.local import LocalExecutor
-from odin_core.model import RunStatus, TaskRecord, TaskStatus
+from odin_core.model import RunRecord, RunStatus, TaskRecord, TaskStatus
 from odin_core.spec.model import RetryPolicy, TaskSpec
 from odin_core.store.sqlite import SqliteStore
 
@@ -52,6 +52,16 @@ class GatedEnd(LocalExecutor):
         if not self.release.is_set():
             self.winding_down.set()
             await self.release.wait()
+
+
+class CountedReads(SqliteStore):
+    """Counts ``get_run`` calls (the reads ``Engine.wait`` may make)."""
+
+    reads = 0
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        self.reads += 1
+        return await super().get_run(run_id)
 
 
 class LockedRenew(SqliteStore):
@@ -151,11 +161,14 @@ async def test_an_engine_whose_leases_were_taken_over_lets_go_quietly(make_engin
     await stuck.start(adopt=False)
     a = task("a", SLEEP.format(0.5), retries=RetryPolicy(limit=1, backoff_s=0.01))  # lost if not re-attached
     run = await stuck.submit(pipeline(a, task("b", "pass", depends=("a",))))
+    waiting = asyncio.ensure_future(stuck.wait(run.run_id))  # answered when it lets go: from the store
     LockedRenew.locked = True  # its heartbeat stops reaching the store; it keeps driving (huge grace)
     successor = await make_engine(heartbeat_s=0.1, takeover_after_s=0.5)
     await successor.start(adopt=True)
     await until(lambda: successor.driving(run.run_id))
     await until(lambda: not stuck.driving(run.run_id))  # refused commits, or the heartbeat, made it let go
+    seen_by_stuck = await asyncio.wait_for(waiting, 30)
+    assert seen_by_stuck.owner == successor.owner  # not the record the stuck engine held when it let go
     final = await asyncio.wait_for(successor.wait(run.run_id), 30)
     assert final.status is RunStatus.DONE, final.message
     assert final.owner == successor.owner
@@ -227,3 +240,21 @@ async def test_hostile_run_ids_are_refused_before_anything_is_touched(make_engin
         with pytest.raises(InvalidRequest):
             await call(bad)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+async def test_wait_answers_a_run_that_ended_here_with_its_committed_record(make_engine) -> None:
+    engine = await make_engine(store_class=CountedReads)
+    await engine.start(adopt=False)
+    store = engine.store
+    assert isinstance(store, CountedReads)
+    for code in ("import time; time.sleep(0.3)", "import time; time.sleep(0.3); raise SystemExit(3)"):
+        run = await engine.submit(pipeline(task("a", code)))  # still running when waited for
+        reads = store.reads
+        final = await asyncio.wait_for(engine.wait(run.run_id), 30)
+        assert store.reads == reads  # what its worker committed last, not read back
+        stored = await store.get_run(run.run_id)
+        assert stored is not None and final.to_record() == stored.to_record()
+        assert final.status.is_terminal and final.completed
+        reads = store.reads
+        assert (await engine.wait(run.run_id)).to_record() == stored.to_record()  # no longer driven: read
+        assert store.reads == reads + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from odin_core.errors import PermanentError, TemporaryError
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import adoption, names
+from odin_core.executors.kubernetes import logs as L
 from odin_core.executors.kubernetes.attempts import Attempt
 from odin_core.executors.kubernetes.client import ApiError, TokenBucket, _retry_delay
 from odin_core.executors.kubernetes.handlers import handler_for
@@ -359,3 +361,21 @@ async def test_pending_reasons_are_reported_once_they_last_and_never_after_the_a
     assert reports == [(TaskStatus.PENDING, f"pod {slow.name}: scheduled on n1, starting containers")]
     executor.attempts.remove(slow)
     executor.attempts.remove(fast)
+
+
+def test_log_appends_make_the_run_directory_once_and_keep_every_attempt(tmp_path) -> None:
+    path = tmp_path / "run-1" / ".odin" / "logs" / "step.log"
+    L.append(path, "first ✓\n")  # the run's first capture: its directories do not exist yet
+    L.append(path, "----- attempt 2 -----\nsecond\n")
+    L.append(path, "")
+    assert path.read_text(encoding="utf-8") == "first ✓\n----- attempt 2 -----\nsecond\n"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644 & ~_umask())
+    big = "x" * (1 << 20) + "\n"
+    L.append(path, big)
+    assert path.stat().st_size == len("first ✓\n----- attempt 2 -----\nsecond\n".encode()) + len(big)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -298,11 +298,18 @@ class Engine:
         return await self._adopt_run(lease) if lease is not None else None
 
     async def wait(self, run_id: str, timeout_s: float | None = None) -> RunRecord:
-        """The run's record once this engine no longer drives it (at once when it does not)."""
+        """The run's record once this engine no longer drives it (at once when it does not).
+
+        A run that ended here is answered with the record its worker committed last (no store read); one
+        this engine let go of (lease lost, closing) is read from the store."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
+        ended: RunWorker | None = None
         while (worker := self._workers.get(run_id)) is not None:  # a resubmission may register a new one
             await asyncio.wait_for(worker.done.wait(), None if deadline is None else deadline - loop.time())
+            ended = worker
+        if ended is not None and ended.final is not None and run_id not in self._workers:
+            return ended.final
         run = await self.store.get_run(run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")

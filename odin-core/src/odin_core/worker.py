@@ -94,6 +94,7 @@ class RunWorker:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     starved: bool = False  # the last plan left ready tasks waiting for engine-wide slots
     since: float = field(default_factory=time.monotonic)  # when it got its lease
+    final: RunRecord | None = None  # the ended run's record, once committed under the lease (``Engine.wait``)
     task: asyncio.Task[Any] | None = None  # set by the engine
 
     @property
@@ -132,7 +133,8 @@ class RunWorker:
                 self.ctx.slots_freed()
             active = self.state.active
             await self._act(plan)
-            if self.state.run.status.is_terminal:
+            if self.state.run.status.is_terminal:  # decided in this pass, so committed by _persist above
+                self.final = self.state.run
                 return
             if self.inbox.empty():
                 timeout = None if plan.wake_at is None else max(plan.wake_at - time.time(), 0)
@@ -280,3 +282,4 @@ class RunWorker:
         )
         self.state.run = run
         await self._commit(run, [], [self._run_event(run)])
+        self.final = run

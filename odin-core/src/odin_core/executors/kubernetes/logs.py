@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -89,11 +90,25 @@ def _text(header: list[str], lines: list[str]) -> str:
     return "".join(f"{ln}\n" for ln in [*header, *lines])
 
 
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
 def append(path: Path, text: str) -> None:
-    """Blocking: append ``text`` to the file at ``path`` (made, with its directory, if missing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
+    """Blocking: append ``text`` to the file at ``path`` (made, with its directory, if missing).
+
+    One ``open`` when the directory exists, ``makedirs`` only when it does not (a run's first capture):
+    the executor's file thread does this once per attempt, so no text-file layer is built for it."""
+    try:
+        fd = os.open(path, _APPEND, 0o644)
+    except FileNotFoundError:
+        os.makedirs(path.parent, exist_ok=True)
+        fd = os.open(path, _APPEND, 0o644)
+    try:
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def read_file(path: Path, tail: int | None) -> list[str]:
