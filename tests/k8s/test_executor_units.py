@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -363,7 +363,7 @@ async def test_pending_reasons_are_reported_once_they_last_and_never_after_the_a
     executor.attempts.remove(fast)
 
 
-def test_log_appends_make_the_run_directory_once_and_keep_every_attempt(tmp_path) -> None:
+def test_log_appends_make_missing_directories_and_keep_every_attempt(tmp_path) -> None:
     path = tmp_path / "run-1" / ".odin" / "logs" / "step.log"
     L.append(path, "first ✓\n")  # the run's first capture: its directories do not exist yet
     L.append(path, "----- attempt 2 -----\nsecond\n")
@@ -376,6 +376,6 @@ def test_log_appends_make_the_run_directory_once_and_keep_every_attempt(tmp_path
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """This process's umask, read without changing it (Linux: /proc/self/status)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)

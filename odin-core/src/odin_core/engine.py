@@ -308,7 +308,7 @@ class Engine:
         while (worker := self._workers.get(run_id)) is not None:  # a resubmission may register a new one
             await asyncio.wait_for(worker.done.wait(), None if deadline is None else deadline - loop.time())
             ended = worker
-        if ended is not None and ended.final is not None and run_id not in self._workers:
+        if ended is not None and ended.final is not None:
             return ended.final
         run = await self.store.get_run(run_id)
         if run is None:

@@ -96,8 +96,8 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 def append(path: Path, text: str) -> None:
     """Blocking: append ``text`` to the file at ``path`` (made, with its directory, if missing).
 
-    One ``open`` when the directory exists, ``makedirs`` only when it does not (a run's first capture):
-    the executor's file thread does this once per attempt, so no text-file layer is built for it."""
+    One ``open`` (and no text-file layer) when the directory exists; ``makedirs`` only on a run's first
+    capture. Mode 0644, as the local executor's task logs."""
     try:
         fd = os.open(path, _APPEND, 0o644)
     except FileNotFoundError:
