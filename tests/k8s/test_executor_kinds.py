@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 from executor_support import Harness, fails, lasts, outputs, task, wait_no_objects
 from kubernetes import client
 from odin_core.errors import PermanentError
+from odin_core.executors.kubernetes import logs as L
 from odin_core.model import TaskRecord, TaskStatus
 from odin_core.spec.model import Resources
 
@@ -146,3 +148,34 @@ async def test_follow_streams_a_running_task_until_it_ends(harness):
     record = TaskRecord(RUN, "follow", status=TaskStatus.RUNNING, attempt=1)
     lines = [line async for line in harness.executor.logs(record, follow=True)]
     assert any("odin fake container" in line for line in lines)
+
+
+def test_a_follows_streams_that_outlive_its_loop_end_without_raising(kube, namespace, tmp_path: Path, monkeypatch):
+    """A follow's reader threads can end after the event loop that read them has closed (a follow abandoned by a
+    server that stopped): each drops what is left instead of raising ``Event loop is closed`` in its thread."""
+    raised: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+
+    async def follow_then_stop() -> tuple[L.Follower, str]:
+        h = Harness(kube.kubeconfig, namespace, tmp_path / "data", pending_timeout_s=60)
+        try:
+            await h.executor.submit(h.launch(task("follow")))
+            await h.wait("follow", [TaskStatus.RUNNING])
+            attempt = h.executor.attempts.latest(RUN, "follow")
+            assert attempt is not None
+            follower = L.Follower(await h.executor.connect(), namespace, None, None)
+            pod = attempt.pod_names()[0]
+            follower.add(pod, False)
+            assert "odin fake container" in await asyncio.wait_for(follower.queue.get(), 30)  # the stream is open
+            return follower, pod
+        finally:
+            await h.executor.close()
+
+    follower, pod = asyncio.run(follow_then_stop())
+    streams = [t for t in threading.enumerate() if t.name == f"odin-log-{pod}"]
+    assert streams, "the stream ended with its loop: this test would not see the fault"
+    follower.close()  # the loop has closed: the streams end now, and each sends its end marker to a closed loop
+    for t in streams:
+        t.join(10)
+    assert [t for t in streams if t.is_alive()] == []
+    assert raised == []

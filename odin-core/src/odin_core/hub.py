@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -24,6 +25,10 @@ from .tasks import TaskSet
 DEFAULT_QUEUE = 1024
 REPLAY_PAGE = 500
 """Events read from the store per query while a subscriber catches up."""
+RELAY_RETRY_S = 1.0
+"""Pause before the relay reopens a failed feed or retries a failed read."""
+
+log = logging.getLogger("odin.hub")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Hub:
         # events other processes commit to a shared store reach watchers here through a relay
         self._published: dict[str, int] = {}  # run -> highest seq published (each event once)
         self._relay = TaskSet("hub")
+        self._relaying: object | None = None  # the live relay's token; None: the next watcher starts one
 
     def publish(self, events: list[Event]) -> None:
         fresh = [ev for ev in events if ev.seq > self._published.get(ev.run_id, 0)]
@@ -75,19 +81,50 @@ class Hub:
 
     def _follow_others(self) -> None:
         """While anyone watches, relay the events other cores commit (if the store has a feed)."""
-        if len(self._relay) == 0 and (feed := self.store.follow()) is not None:
-            self._relay.spawn(self._relay_feed(feed), "relay")
+        if self._relaying is None and (feed := self.store.follow()) is not None:
+            token = self._relaying = object()
+            self._relay.spawn(self._relay_feed(feed, token), "relay")
 
-    async def _relay_feed(self, feed: AsyncGenerator[tuple[str, int], None]) -> None:
-        async with contextlib.aclosing(feed):
-            async for run_id, after in feed:
+    async def _relay_feed(self, feed: AsyncGenerator[tuple[str, int], None], token: object) -> None:
+        """Relays notices until nobody watches; a feed or a read that fails is retried, never given up on.
+
+        ``_relaying`` is cleared the moment this relay decides to stop, before its feed's close is
+        awaited: a watcher arriving during that close starts a relay of its own (``publish`` drops
+        what two relays would both deliver)."""
+        try:
+            while True:
+                try:
+                    async with contextlib.aclosing(feed):
+                        async for run_id, after in feed:
+                            if not self._subs:
+                                self._relaying = None  # the next watcher starts a new relay
+                                return
+                            await self._relay_notice(run_id, after)
+                except Exception as e:  # a feed that broke is reopened while anyone watches
+                    log.warning("event relay: the store's feed failed (%s); reopening it in %.0f s", e, RELAY_RETRY_S)
+                await asyncio.sleep(RELAY_RETRY_S)
                 if not self._subs:
-                    return  # nobody watches: the next watcher starts a new relay
+                    return
+                reopened = self.store.follow()  # it catches up with ("", 0) first
+                if reopened is None:
+                    return
+                feed = reopened
+        finally:
+            if self._relaying is token:
+                self._relaying = None
+
+    async def _relay_notice(self, run_id: str, after: int) -> None:
+        while self._subs:
+            try:
                 if run_id:
                     await self._relay_run(run_id, max(after, self._published.get(run_id, 0)))
                 else:  # the feed may have missed notices: catch up every run someone watches
                     for watched in {s.run_id for s in self._subs if s.run_id}:
                         await self._relay_run(watched, self._published.get(watched, 0))
+                return
+            except Exception as e:  # the store is down: its watchers wait, they are not abandoned
+                log.warning("event relay: reading run %s's events failed (%s); retrying", run_id or "(all)", e)
+                await asyncio.sleep(RELAY_RETRY_S)
 
     async def close(self) -> None:
         await self._relay.close()

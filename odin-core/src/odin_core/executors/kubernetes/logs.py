@@ -145,6 +145,8 @@ class Follower:
         try:
             resp = self.client.stream_sync("get", PODS.path(self.namespace, pod, "log"), query, None)
             self._responses.append(resp)
+            if self._stop.is_set():  # close() ran while this stream was opening: it missed this response
+                resp.shutdown()
             buf = b""
             for chunk in resp.stream(8192):
                 buf += chunk
@@ -157,12 +159,18 @@ class Follower:
             if not self._stop.is_set():
                 self._put([f"[{pod}] (log stream ended: {e})"])
         finally:
-            self._loop.call_soon_threadsafe(self.queue.put_nowait, _END)
+            self._send(_END)
 
     def _put(self, lines: list[str]) -> None:
         if not self._stop.is_set():
             for line in lines:
-                self._loop.call_soon_threadsafe(self.queue.put_nowait, line)
+                self._send(line)
+
+    def _send(self, item: Any) -> None:
+        # A stream may end after its reader's loop has closed (the follow was abandoned, the server stopped):
+        # nobody reads the queue any more, so the item is dropped rather than raised in this thread.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def close(self) -> None:
         self._stop.set()
