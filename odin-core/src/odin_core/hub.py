@@ -91,11 +91,12 @@ class Hub:
         ``_relaying`` is cleared the moment this relay decides to stop, before its feed's close is
         awaited: a watcher arriving during that close starts a relay of its own (``publish`` drops
         what two relays would both deliver)."""
+        current: AsyncGenerator[tuple[str, int], None] | None = feed
         try:
-            while True:
+            while current is not None:
                 try:
-                    async with contextlib.aclosing(feed):
-                        async for run_id, after in feed:
+                    async with contextlib.aclosing(current):
+                        async for run_id, after in current:
                             if not self._subs:
                                 self._relaying = None  # the next watcher starts a new relay
                                 return
@@ -103,12 +104,7 @@ class Hub:
                 except Exception as e:  # a feed that broke is reopened while anyone watches
                     log.warning("event relay: the store's feed failed (%s); reopening it in %.0f s", e, RELAY_RETRY_S)
                 await asyncio.sleep(RELAY_RETRY_S)
-                if not self._subs:
-                    return
-                reopened = self.store.follow()  # it catches up with ("", 0) first
-                if reopened is None:
-                    return
-                feed = reopened
+                current = self.store.follow() if self._subs else None  # a new feed catches up with ("", 0) first
         finally:
             if self._relaying is token:
                 self._relaying = None
