@@ -192,7 +192,7 @@ class RunWorker:
         delay = 0.1
         while True:
             try:
-                await asyncio.shield(self.ctx.store.commit(self.lease, run, tasks, events))
+                await self.ctx.store.commit(self.lease, run, tasks, events)  # cancel-safe: the store's contract
                 break
             except TemporaryError as e:
                 log.warning("run %s: store unavailable (%s); retrying in %.1fs", self.run_id, e, delay)
@@ -220,7 +220,9 @@ class RunWorker:
     async def _act(self, plan: Plan) -> None:
         for rec in plan.kills:
             await self._kill(rec)
-        if plan.starts:
+        if len(plan.starts) == 1:  # the usual case: no gather, and no task of its own
+            await self._start(plan.starts[0], plan.tasks[plan.starts[0].name])
+        elif plan.starts:
             await asyncio.gather(*(self._start(rec, plan.tasks[rec.name]) for rec in plan.starts))
 
     async def _kill(self, rec: TaskRecord) -> None:

@@ -96,6 +96,8 @@ class JobStore(ABC):
         """Write a run record, task records and events atomically, if the run is still held at ``lease``.
 
         Raises ``LeaseLost`` (writing nothing) otherwise. Event sequence numbers are unique per run.
+        Cancelling the caller never leaves a commit half-done: it lands whole or not at all (a store whose
+        commit takes several round trips finishes it in the background), so callers need no shield.
         """
 
     # -- leases ------------------------------------------------------------------------------

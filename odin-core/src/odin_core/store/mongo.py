@@ -188,6 +188,12 @@ class MongoStore(MongoLeases, JobStore):
     async def commit(
         self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord] = (), events: Sequence[Event] = ()
     ) -> None:
+        # several round trips: a cancelled caller lets them finish rather than leave the connection mid-way
+        await asyncio.shield(self._commit(lease, run, tasks, events))
+
+    async def _commit(
+        self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord], events: Sequence[Event]
+    ) -> None:
         fields: dict[str, Any] = _run_fields(run) if run is not None else {}
         for t in tasks:
             fields[f"tasks.{key(t.name)}"] = dumps(t.to_record())

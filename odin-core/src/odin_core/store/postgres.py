@@ -14,6 +14,7 @@ the same content are skipped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -147,6 +148,12 @@ class PostgresStore(JobStore):
 
     async def commit(
         self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord] = (), events: Sequence[Event] = ()
+    ) -> None:
+        # several round trips: a cancelled caller lets them finish rather than leave the connection mid-way
+        await asyncio.shield(self._commit(lease, run, tasks, events))
+
+    async def _commit(
+        self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord], events: Sequence[Event]
     ) -> None:
         async def op() -> None:
             async with self._tx() as conn:

@@ -409,9 +409,12 @@ class KubernetesExecutor(Reading):
     async def run_finished(self, run_id: str, records: list[TaskRecord]) -> None:
         """The run's attempts are forgotten once their ends are handled; with ``ttl_after_finished_s``,
         everything the run created goes that long after it ended."""
-        forgetting = self._tasks.spawn(self._forget_when_ended(run_id), f"forget:{run_id}")
-        self._forgetting.add(forgetting)
-        forgetting.add_done_callback(self._forgetting.discard)
+        if self._after.of_run(run_id):
+            forgetting = self._tasks.spawn(self._forget_when_ended(run_id), f"forget:{run_id}")
+            self._forgetting.add(forgetting)
+            forgetting.add_done_callback(self._forgetting.discard)
+        else:  # the usual case: every end was handled before the worker heard of it
+            self._prune(run_id)
         ttl = self.settings.ttl_after_finished_s
         if ttl is not None:
             self._tasks.spawn(self._expire(run_id, records, ttl), f"ttl:{run_id}")
