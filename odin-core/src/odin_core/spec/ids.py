@@ -29,8 +29,16 @@ def new_pipe_id(name: str) -> str:
     base = _NOT_LABEL.sub("-", name.lower()).strip("-")
     base = re.sub("-{2,}", "-", base) or DEFAULT_PIPELINE_NAME
     base = base[: MAX_ID_LENGTH - SUFFIX_LENGTH - 1].rstrip("-")
-    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(SUFFIX_LENGTH))
-    return f"{base}-{suffix}"
+    return f"{base}-{_base36(secrets.randbelow(36**SUFFIX_LENGTH))}"
+
+
+def _base36(n: int) -> str:
+    """``n`` in ``SUFFIX_LENGTH`` base-36 digits (one random draw per id, not one per character)."""
+    digits = []
+    for _ in range(SUFFIX_LENGTH):
+        n, d = divmod(n, 36)
+        digits.append(_ALPHABET[d])
+    return "".join(digits)
 
 
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")

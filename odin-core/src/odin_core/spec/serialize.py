@@ -41,13 +41,22 @@ _LISTS = {"mounts": Mount, "ephem_volumes": EphemVolume, "secrets": SecretMount,
 _OBJECTS = {"cpu": Resources, "memory": Resources, "security_context": SecurityContext, "retries": RetryPolicy}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass (``dataclasses.fields`` is slow for every submit)
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, _SCALARS):
+        return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
     return value
 
 
