@@ -8,6 +8,7 @@ lease, a duplicate event) is refused alone and writes nothing, the others are wr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -75,3 +76,33 @@ async def test_sqlite_commits_made_at_once_wait_out_another_process_holding_the_
     holder.join()
     assert time.monotonic() - t0 >= 0.9
     assert [await store.last_seq(lease.run_id) for lease in leases] == [2] * RUNS
+
+
+async def test_a_cancelled_commit_lands_whole_or_not_at_all(store) -> None:
+    """The worker does not shield its commits (store contract): a caller cancelled at any point of a commit
+    leaves the run either as it was or with the whole commit (run, tasks and every event), and the store
+    serves the next commit as usual. Cancelled after 0, 1, 2, ... passes of the loop, so the cancel lands
+    before, inside and after the commit's round trips."""
+    in_flight = 0
+    for passes in range(12):
+        lease = await create(store, f"c{passes}")
+        run = await store.get_run(lease.run_id)
+        tasks = [t.evolve(status=TaskStatus.RUNNING) for t in task_records(lease.run_id)]
+        events = [event(lease.run_id, 2, task="prep"), event(lease.run_id, 3, task="train")]
+        commit = asyncio.ensure_future(store.commit(lease, run.evolve(status=RunStatus.RUNNING), tasks, events))
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        in_flight += passes > 0 and not commit.done()
+        commit.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await commit
+        await asyncio.sleep(0.5)  # a commit that finishes in the background has landed by now
+        run_now, tasks_now = await store.get_run(lease.run_id), await store.get_tasks(lease.run_id)
+        seqs = [e.seq for e in await store.events(lease.run_id)]
+        landed = (run_now.status is RunStatus.RUNNING, *(t.status is TaskStatus.RUNNING for t in tasks_now))
+        if not (all(landed) and seqs == [1, 2, 3]):
+            assert not any(landed) and seqs == [1], (passes, landed, seqs)  # else a half-done commit
+        seq = seqs[-1]
+        await store.commit(lease, None, [], [event(lease.run_id, seq + 1)])  # the store still serves this run
+        assert [e.seq for e in await store.events(lease.run_id)][-1] == seq + 1
+    assert in_flight  # some cancels came while the commit was under way, not only before or after it
