@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from kubernetes import client, watch
@@ -138,6 +142,22 @@ def test_launcher_status_reports_healthy(kube):
         assert lines[component].startswith("running"), result.stdout
     assert lines["cluster"] == "healthy"
     assert kube.kubeconfig in result.stdout
+
+
+def test_the_api_server_passes_a_strict_tls_verifier(kube):
+    """Python 3.13's default context verifies with VERIFY_X509_STRICT, which refuses a chain whose leaf has no
+    Authority Key Identifier: the executor must reach the project's own cluster from every supported Python."""
+    if kube.state_dir is None:
+        pytest.skip("cluster given by ODIN_TEST_KUBECONFIG is not made by the launcher's PKI")
+    pki = Path(kube.state_dir) / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    url = urlparse(kube.api_client.configuration.host)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=url.hostname) as tls:
+            tls.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert tls.recv(64).startswith(b"HTTP/1.1 200"), "the admin certificate was not accepted"
 
 
 # --- pods driven by kwok stages ----------------------------------------------------------------

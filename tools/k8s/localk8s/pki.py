@@ -1,7 +1,9 @@
 """Certificates and keys for the local control plane.
 
 Everything is throw-away test material: one CA, short-lived leaf certificates (EC P-256, fast to
-generate), and the RSA key the API server signs service-account tokens with.
+generate), and the RSA key the API server signs service-account tokens with. Every certificate carries
+what a strict verifier asks for (key identifiers, key usage): Python 3.13's default TLS context sets
+``VERIFY_X509_STRICT`` and refuses a chain whose leaf has no Authority Key Identifier.
 """
 
 from __future__ import annotations
@@ -63,6 +65,40 @@ def _builder(
     )
 
 
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _leaf(builder: x509.CertificateBuilder, subject_key, issuer_key) -> x509.CertificateBuilder:
+    """What a leaf certificate needs beyond its names: not a CA, its key's use, both key identifiers."""
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=isinstance(subject_key, rsa.RSAPublicKey),  # RSA key exchange (TLS 1.2) only
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+    )
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     cert: x509.Certificate
@@ -75,6 +111,8 @@ class CertificateAuthority:
         cert = (
             _builder(name, name, key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_CA_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
         return cls(cert, key)
@@ -107,9 +145,9 @@ class CertificateAuthority:
 
     def _issue(self, subject: x509.Name, usage, sans=None) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = _builder(subject, self.cert.subject, key.public_key()).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
-        )
+        builder = _leaf(
+            _builder(subject, self.cert.subject, key.public_key()), key.public_key(), self.cert.public_key()
+        ).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if sans is not None:
             builder = builder.add_extension(sans, critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
@@ -129,13 +167,14 @@ def webhook_pair(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, True, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(ca_name)]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sans: list[x509.GeneralName] = [x509.DNSName(dns_name)]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     cert = (
-        _builder(_name(dns_name), ca_subject, key.public_key(), validity)
+        _leaf(_builder(_name(dns_name), ca_subject, key.public_key(), validity), key.public_key(), ca_key.public_key())
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .sign(ca_key, hashes.SHA256())
