@@ -154,10 +154,12 @@ def test_the_api_server_passes_a_strict_tls_verifier(kube):
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     url = urlparse(kube.api_client.configuration.host)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=url.hostname) as tls:
-            tls.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert tls.recv(64).startswith(b"HTTP/1.1 200"), "the admin certificate was not accepted"
+    with (
+        socket.create_connection((url.hostname, url.port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        tls.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert tls.recv(64).startswith(b"HTTP/1.1 200"), "the admin certificate was not accepted"
 
 
 # --- pods driven by kwok stages ----------------------------------------------------------------
