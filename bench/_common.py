@@ -22,6 +22,12 @@ def layered_dag(n: int, width: int = 100, fan_in: int = 2) -> PipelineSpec:
     return PipelineSpec("bench", tuple(tasks), job="bench")
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system) this process has used, every thread included."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

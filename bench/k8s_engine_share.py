@@ -10,22 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import cpu_s
 from odin_core.engine import Engine
 from odin_core.executors.instant import InstantExecutor
 from odin_core.spec.model import PipelineSpec, TaskSpec
 from odin_core.store.sqlite import SqliteStore
 
 WARM_UP = 20
-
-
-def cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 async def main() -> None:

@@ -15,16 +15,14 @@ import argparse
 import asyncio
 import cProfile
 import os
-import resource
+import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import cpu_s
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.settings import KubernetesSettings
-
-
-def cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 async def main() -> None:
@@ -38,8 +36,8 @@ async def main() -> None:
     args = ap.parse_args()
     settings = KubernetesSettings(kubeconfig=args.kubeconfig, qps=100_000, burst=100_000)
     client = KubeClient(load_api_client(settings), settings)
-    for _ in range(args.concurrency):  # warm: connections open, tokens read
-        await client.request("get", args.path)
+    # warm: every connection opened (one request in flight per connection), tokens read
+    await asyncio.gather(*(client.request("get", args.path) for _ in range(args.concurrency)))
     left = args.requests
 
     async def worker() -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import percentile
+from _common import cpu_s, percentile
 from odin_core.engine import Engine
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
@@ -61,11 +61,6 @@ from odin_core.store.sqlite import SqliteStore
 REPO = Path(__file__).resolve().parents[1]
 DURATION_ANNOTATION = "odin.ml/simulate-duration"
 IMAGE = "odin/task:bench"
-
-
-def cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def thread_cpu() -> dict[str, float]:

@@ -32,7 +32,7 @@ def layer(filename: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("profile")
-    stats = pstats.Stats(ap.parse_args().profile).stats  # type: ignore[attr-defined]
+    stats = pstats.Stats(ap.parse_args().profile).stats
     totals: collections.Counter[str] = collections.Counter()
     for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.items():
         totals[layer(filename)] += tottime
