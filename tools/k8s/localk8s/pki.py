@@ -65,37 +65,43 @@ def _builder(
     )
 
 
-_CA_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
+_KEY_USES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
 )
 
 
-def _leaf(builder: x509.CertificateBuilder, subject_key, issuer_key) -> x509.CertificateBuilder:
-    """What a leaf certificate needs beyond its names: not a CA, its key's use, both key identifiers."""
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=isinstance(subject_key, rsa.RSAPublicKey),  # RSA key exchange (TLS 1.2) only
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
+def _key_usage(*uses: str) -> x509.KeyUsage:
+    """A KeyUsage allowing only ``uses`` (the constructor takes all nine flags)."""
+    assert set(uses) <= set(_KEY_USES), uses
+    return x509.KeyUsage(**{name: name in uses for name in _KEY_USES})
+
+
+_CA_USAGE = _key_usage("digital_signature", "key_cert_sign", "crl_sign")
+
+
+def _leaf_builder(
+    subject: x509.Name, issuer: x509.Name, public_key, issuer_key, validity: dt.timedelta = VALIDITY
+) -> x509.CertificateBuilder:
+    """A leaf certificate's builder: not a CA, its key's use, both key identifiers (names and EKU left to add)."""
+    uses = (
+        ("digital_signature", "key_encipherment")
+        if isinstance(public_key, rsa.RSAPublicKey)
+        else ("digital_signature",)
     )
     return (
-        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
+        _builder(subject, issuer, public_key, validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(*uses), critical=True)  # key encipherment: RSA key exchange (TLS 1.2) only
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
 
 
@@ -145,9 +151,9 @@ class CertificateAuthority:
 
     def _issue(self, subject: x509.Name, usage, sans=None) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = _leaf(
-            _builder(subject, self.cert.subject, key.public_key()), key.public_key(), self.cert.public_key()
-        ).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        builder = _leaf_builder(subject, self.cert.subject, key.public_key(), self.cert.public_key()).add_extension(
+            x509.ExtendedKeyUsage([usage]), critical=False
+        )
         if sans is not None:
             builder = builder.add_extension(sans, critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
@@ -165,7 +171,7 @@ def webhook_pair(
     ca_cert = (
         _builder(ca_subject, ca_subject, ca_key.public_key(), validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, True, False, False, True, True, False, False), critical=True)
+        .add_extension(_key_usage("digital_signature", "key_encipherment", "key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(ca_name)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -174,7 +180,7 @@ def webhook_pair(
     sans: list[x509.GeneralName] = [x509.DNSName(dns_name)]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     cert = (
-        _leaf(_builder(_name(dns_name), ca_subject, key.public_key(), validity), key.public_key(), ca_key.public_key())
+        _leaf_builder(_name(dns_name), ca_subject, key.public_key(), ca_key.public_key(), validity)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .sign(ca_key, hashes.SHA256())
