@@ -15,6 +15,7 @@ a field existed still load, and so do records written with the attribute names (
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,13 @@ _LISTS = {"mounts": Mount, "ephem_volumes": EphemVolume, "secrets": SecretMount,
 _OBJECTS = {"cpu": Resources, "memory": Resources, "security_context": SecurityContext, "retries": RetryPolicy}
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass (``dataclasses.fields`` is slow for every submit)
 _SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, once per class (``dataclasses.fields`` is slow for every submit)."""
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
 
 
 def _plain(value: Any) -> Any:
@@ -52,12 +58,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {n: _plain(getattr(value, n)) for n in names}
-    return value
+    names = _field_names(value.__class__)
+    return value if names is None else {n: _plain(getattr(value, n)) for n in names}
 
 
 def _frozen(value: Any) -> Any:
