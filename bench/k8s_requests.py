@@ -3,9 +3,13 @@
 
 What it counts: this process's CPU (user + system) over the requests, divided by their number; the
 client-side rate limit is lifted (QPS and burst 100,000), so this is the client's own cost per exchange
-(aiohttp, TLS, JSON decode of the answer), with the API server on the same machine.
+(aiohttp, TLS, JSON decode of the answer), with the API server on the same machine. On the local control
+plane, the CPU of each of its processes over the same window too (what a request costs the server; their
+idle work over the window included).
 
     python bench/k8s_requests.py --kubeconfig ~/.cache/odin/cluster/kubeconfig [--requests 3000] [--concurrency 32]
+    python bench/k8s_requests.py --target pod-log --raw   # a running pod's log, as a capture reads it
+    python bench/k8s_requests.py --target pod --raw       # the same pod's object, for comparison
     python bench/k8s_requests.py --kubeconfig ... --profile req.pstats   # then python -m pstats req.pstats
 """
 
@@ -21,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import cpu_s
+from k8s_throughput import DURATION_ANNOTATION, ControlPlane, make_namespace
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.settings import KubernetesSettings
 
@@ -31,13 +36,35 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--path", default="/api/v1/namespaces/default", help="what each request GETs")
+    ap.add_argument(
+        "--target",
+        choices=("path", "pod", "pod-log"),
+        default="path",
+        help="GET --path, or a running pod (kwok) made in a fresh namespace, or that pod's log",
+    )
     ap.add_argument("--raw", action="store_true", help="leave the answer undecoded (as creates and deletes do)")
     ap.add_argument("--profile", help="write a cProfile (CPU time) of the requests to this file")
     args = ap.parse_args()
     settings = KubernetesSettings(kubeconfig=args.kubeconfig, qps=100_000, burst=100_000)
     client = KubeClient(load_api_client(settings), settings)
+    plane = ControlPlane(args.kubeconfig)
+    ns = None
+    if args.target != "path":
+        ns = make_namespace(client)
+        pod = {
+            "metadata": {"name": "bench", "annotations": {DURATION_ANNOTATION: "1h"}},
+            "spec": {"containers": [{"name": "main", "image": "odin/task:bench"}]},
+        }
+        await client.request("create", f"/api/v1/namespaces/{ns}/pods", body=pod)
+        args.path = f"/api/v1/namespaces/{ns}/pods/bench" + ("/log" if args.target == "pod-log" else "")
+        args.raw = args.raw or args.target == "pod-log"  # a log is text
+        for _ in range(300):  # the log is served once the pod runs
+            got = await client.request("get", f"/api/v1/namespaces/{ns}/pods/bench")
+            if (got.get("status") or {}).get("phase") == "Running":
+                break
+            await asyncio.sleep(0.1)
     # warm: every connection opened (one request in flight per connection), tokens read
-    await asyncio.gather(*(client.request("get", args.path) for _ in range(args.concurrency)))
+    await asyncio.gather(*(client.request("get", args.path, raw=args.raw) for _ in range(args.concurrency)))
     left = args.requests
 
     async def worker() -> None:
@@ -47,18 +74,23 @@ async def main() -> None:
             await client.request("get", args.path, raw=args.raw)
 
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
-    cpu0, t0 = cpu_s(), time.perf_counter()
+    server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    cpu, wall = cpu_s() - cpu0, time.perf_counter() - t0
+    cpu, wall, server = cpu_s() - cpu0, time.perf_counter() - t0, plane.since(server0)
+    if ns is not None:
+        await client.request("delete", f"/api/v1/namespaces/{ns}")
     await client.aclose()
     raw = " (answers not decoded)" if args.raw else ""
     print(f"{args.requests} GETs of {args.path}, {args.concurrency} in flight{raw} (load {os.getloadavg()[0]:.1f})")
     print(f"CPU per request: {cpu / args.requests * 1e6:.0f} µs; {args.requests / wall:.0f} requests/s")
+    if server:
+        parts = ", ".join(f"{k} {v / args.requests * 1e6:.0f}" for k, v in sorted(server.items(), key=lambda x: -x[1]))
+        print(f"control plane CPU per request (µs, idle work included): {parts}")
 
 
 if __name__ == "__main__":

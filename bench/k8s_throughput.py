@@ -7,7 +7,10 @@ run cleaned up (``cleanup``) as soon as it ends.
 
 What is counted: the wall time runs from the first submission until the last object is deleted, so
 both columns include their clean-up deletes (the floor: create + delete per object; Odin: create, the
-log read of its capture, delete). CPU is this process's (user + system) over the same window.
+log read of its capture, delete). CPU is this process's (user + system) over the same window; on a
+local control plane (``make cluster-up``: the pids in ``state.json`` beside the kubeconfig) the CPU of
+each of its processes (API server, etcd, kwok, scheduler, controller manager, training operator) over
+the window too, which is what each side costs the server.
 On the 2-core test machine the control plane shares the CPUs, and one round's figures vary by 15% or
 more from run to run; ``--rounds N`` runs floor and Odin alternately N times and reports the medians.
 
@@ -29,6 +32,7 @@ import asyncio
 import contextlib
 import cProfile
 import importlib.util
+import json
 import os
 import resource
 import statistics
@@ -49,7 +53,6 @@ from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
 from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.executors.kubernetes.informer import Informer
-from odin_core.executors.kubernetes.podspec import PodOptions
 from odin_core.executors.kubernetes.resources import PODS, Resource
 from odin_core.executors.kubernetes.status import is_true
 from odin_core.model import AttemptUpdate, RunStatus, TaskStatus
@@ -63,17 +66,54 @@ DURATION_ANNOTATION = "odin.ml/simulate-duration"
 IMAGE = "odin/task:bench"
 
 
+def proc_cpu(stat: str) -> float | None:
+    """CPU seconds (user + system) from a /proc ``stat`` file (a process's or a thread's); None if it is gone."""
+    try:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of each live thread of this process, by thread name."""
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = {}
     for thread in threading.enumerate():
-        try:
-            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        found[thread.name] = found.get(thread.name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        if (cpu := proc_cpu(f"/proc/self/task/{thread.native_id}/stat")) is not None:
+            found[thread.name] = found.get(thread.name, 0.0) + cpu
     return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+class ControlPlane:
+    """CPU of the local control plane's processes over a window: what each side costs the server.
+
+    ``make cluster-up`` writes their pids to ``state.json`` beside the kubeconfig; for any other
+    cluster nothing is known and every figure is empty."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        state = Path(kubeconfig).parent / "state.json"
+        self.pids: dict[str, int] = {}
+        if state.is_file():
+            data = json.loads(state.read_text())
+            self.pids = dict(data.get("pids") or {})
+            if (operator := data.get("operator")) and operator.get("pid"):
+                self.pids["training-operator"] = operator["pid"]
+        self.pids = {name: pid for name, pid in self.pids.items() if _comm(pid) == name[:15]}  # not a reused pid
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds of each process now."""
+        found = {name: proc_cpu(f"/proc/{pid}/stat") for name, pid in self.pids.items()}
+        return {name: cpu for name, cpu in found.items() if cpu is not None}
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {name: cpu - before[name] for name, cpu in self.cpu().items() if name in before}
 
 
 class DecodeTimer:
@@ -121,6 +161,11 @@ class Result:
     events: int = 0  # Odin: events recorded in the store, all runs together
     commits: int = 0  # Odin: store commits (fenced writes of a run's transitions) over the window
     threads: dict[str, float] = field(default_factory=dict)  # Odin: CPU seconds of each thread over the window
+    server: dict[str, float] = field(default_factory=dict)  # CPU seconds of each control-plane process, same window
+    server_cpu_s: float = 0.0  # their sum (in a median of rounds: the median of the rounds' sums)
+
+    def __post_init__(self) -> None:
+        self.server_cpu_s = self.server_cpu_s or sum(self.server.values())
 
     def per_min(self, n: int) -> float:
         return n / self.elapsed_s * 60 if self.elapsed_s else float("nan")  # nan: this side did not run
@@ -172,10 +217,13 @@ async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]
 class Floor:
     """Create the objects, watch them (one watch on the loop), delete each as soon as it is done."""
 
-    def __init__(self, client: KubeClient, ns: str, task: TaskSpec, duration: str, prefix: str = "floor") -> None:
-        self.client, self.ns, self.duration, self.prefix = client, ns, duration, prefix
+    def __init__(
+        self, client: KubeClient, settings: KubernetesSettings, task: TaskSpec, data: Path, prefix: str = "floor"
+    ) -> None:
+        self.client, self.ns, self.prefix, self.data = client, settings.namespace, prefix, data
         self.handler = handler_for(task.resource_type)
         assert self.handler is not None
+        self.executor = KubernetesExecutor(data / "runs", settings)  # only to make the objects (no I/O)
         self.resource: Resource = self.handler.resource
         self.task = task
         self.submitted: dict[str, float] = {}
@@ -184,11 +232,11 @@ class Floor:
         self.loop = asyncio.get_running_loop()
 
     def manifest(self, i: int) -> dict[str, Any]:
-        """Exactly what Odin creates for the same task (its own handler makes it)."""
-        name = f"{self.prefix}-{i}"
-        launch = Launch(name, self.task, 1, work_path="/", run_path="/")
-        opts = PodOptions({"odin.ml/run": "floor"}, {DURATION_ANNOTATION: self.duration}, (), self.handler.container)
-        return self.handler.manifests(launch, name, opts)[0]
+        """Exactly what Odin creates for the same task: the executor makes the objects of a launch made as
+        the engine makes it (the ``ODIN_*`` env, identity labels, annotations), for a run id of its own."""
+        run_id = f"{self.prefix}-{i}"
+        launch = Launch.of(run_id, self.task, 1, work_path=str(self.data / "bench"), run_path=str(self.data / run_id))
+        return self.executor.objects(launch, self.handler)[2][0]
 
     def on_event(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -214,18 +262,18 @@ class Floor:
         await self.finished[name]
         await self.client.request("delete", self.resource.path(self.ns, name))
 
-    async def run(self, n: int, rate: float | None) -> Result:
+    async def run(self, n: int, rate: float | None, plane: ControlPlane) -> Result:
         # One watch, resumed and relisted as needed (the executor's Informer: a watch the API server
         # closes under load, e.g. for a slow reader, must not lose the floor its events).
         watch = Informer(self.client, self.resource, self.ns, "odin.ml/run", lambda _kind, obj: self.on_event(obj))
         watch.start()
         await asyncio.wait_for(watch.synced.wait(), 60)
-        cpu0, t0 = cpu_s(), time.perf_counter()
+        server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
         await paced(n, rate, self.one)
-        elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+        elapsed, cpu, server = time.perf_counter() - t0, cpu_s() - cpu0, plane.since(server0)
         await watch.aclose()
         lat = [self.running[k] - self.submitted[k] for k in self.running]
-        return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests))
+        return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests), server=server)
 
 
 # -- Odin ------------------------------------------------------------------------------------------------
@@ -237,6 +285,7 @@ async def odin(
     n: int,
     rate: float | None,
     data: Path,
+    plane: ControlPlane,
     store_url: str = "",
     profile: str | None = None,
 ) -> Result:
@@ -282,16 +331,17 @@ async def odin(
 
     # the loop's CPU by function (thread_time: CPU, not wall time; the profiler slows Python calls, not C)
     profiler = cProfile.Profile(time.thread_time) if profile else None
-    threads0 = thread_cpu()
+    threads0, server0 = thread_cpu(), plane.cpu()
     cpu0, t0 = cpu_s(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     await paced(n, rate, one)
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.disable()
         profiler.dump_stats(profile)
-    elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-    result = Result(elapsed, cpu, rss_mib(), [running[k] - submitted[k] for k in running if k in submitted])
+    elapsed, cpu, server = time.perf_counter() - t0, cpu_s() - cpu0, plane.since(server0)
+    latencies = [running[k] - submitted[k] for k in running if k in submitted]
+    result = Result(elapsed, cpu, rss_mib(), latencies, server=server)
     result.threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
@@ -333,15 +383,23 @@ def median(results: list[Result]) -> Result:
         events=round(mid([r.events for r in results])),
         commits=round(mid([r.commits for r in results])),
         threads={k: mid([r.threads.get(k, 0.0) for r in results]) for k in results[-1].threads},
+        server={k: mid([r.server.get(k, 0.0) for r in results]) for k in results[-1].server},
+        server_cpu_s=mid([r.server_cpu_s for r in results]),
     )
 
 
 def report_rounds(n: int, rounds: list[tuple[Result, Result]]) -> None:
     """A line per round (floor and Odin ran one after the other in each), so the spread is visible."""
     for i, (f, o) in enumerate(rounds, start=1):
+        plane = (
+            f" (control plane {f.server_cpu_s / n * 1000:.1f} / {o.server_cpu_s / n * 1000:.1f} ms)"
+            if f.server or o.server
+            else ""
+        )
         print(
             f"round {i}: floor {f.per_min(n):.0f}/min {f.cpu_s / n * 1000:.2f} ms CPU; "
             f"odin {o.per_min(n):.0f}/min {o.cpu_s / n * 1000:.2f} ms CPU; odin/floor {o.per_min(n) / f.per_min(n):.1%}"
+            f"{plane}"
         )
     print(f"medians of {len(rounds)} rounds:")
 
@@ -358,12 +416,18 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
         ("CPU per pipeline (ms)", f.cpu_s / n * 1000, o.cpu_s / n * 1000, "{:.2f}"),
         ("RSS of this process (MiB)", f.rss_mib, o.rss_mib, "{:.0f}"),
     ]
+    if f.server or o.server:
+        rows.append(("control plane CPU/pipe (ms)", f.server_cpu_s / n * 1000, o.server_cpu_s / n * 1000, "{:.1f}"))
     for label, a, b, fmt in rows:
         print(f"{label:28}{fmt.format(a):>14}{fmt.format(b):>14}")
     req = {k: v for k, v in o.requests.items()}
     per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
     print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
     print(f"odin events recorded: {o.events / n:.1f} per pipeline; store commits: {o.commits / n:.1f} per pipeline")
+    for side, r in (("floor", f), ("odin", o)):
+        if r.server:
+            parts = ", ".join(f"{k} {v / n * 1000:.2f}" for k, v in sorted(r.server.items(), key=lambda x: -x[1]))
+            print(f"control plane CPU per pipeline during the {side}'s window (ms): {parts}")
     if o.threads:
         shares = ", ".join(
             f"{name} {cpu / n * 1000:.2f}" for name, cpu in sorted(o.threads.items(), key=lambda x: -x[1])
@@ -425,20 +489,22 @@ async def main() -> None:
         capture_logs=args.capture_logs,
         pod_annotations={DURATION_ANNOTATION: args.duration},
     )
+    plane = ControlPlane(kubeconfig)  # a local cluster's processes: what each side costs the server
     rounds: list[tuple[Result, Result]] = []
     try:
         for r in range(args.rounds):
             f = Result()
             if args.only != "odin":
                 limited = KubeClient(load_api_client(base), base)  # a fresh client each round, as Odin's
-                floor = Floor(limited, ns, task, args.duration, prefix=f"floor{r}")
-                f = await asyncio.wait_for(floor.run(n, args.rate), args.timeout)
+                with tempfile.TemporaryDirectory() as tmp:
+                    floor = Floor(limited, settings, task, Path(tmp), prefix=f"floor{r}")
+                    f = await asyncio.wait_for(floor.run(n, args.rate, plane), args.timeout)
                 await limited.aclose()
             o = Result()
             if args.only != "floor":
                 decoding = DecodeTimer() if args.time_decode else None
                 with tempfile.TemporaryDirectory() as tmp, decoding or contextlib.nullcontext():
-                    side = odin(settings, task, n, args.rate, Path(tmp), args.store, args.profile)
+                    side = odin(settings, task, n, args.rate, Path(tmp), plane, args.store, args.profile)
                     o = await asyncio.wait_for(side, args.timeout)
                 if decoding is not None:
                     print(f"round {r + 1}, odin: {decoding.summary()}")

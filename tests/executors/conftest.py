@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +47,9 @@ def make_launch(
     command: tuple[str, ...] | None = None,
 ) -> Launch:
     """An attempt of a Python task, with the ODIN_* variables the engine sets."""
-    run_path = data / run_id
-    variables = {
-        C.ENV_TASK_ID: f"{run_id}--{name}",
-        C.ENV_TASK_NAME: name,
-        C.ENV_PIPE_ID: run_id,
-        C.ENV_ATTEMPT: str(attempt),
-        C.ENV_RUN_PATH: str(run_path),
-        C.ENV_TASK_PATH: str(run_path / name),
-        C.ENV_WORK_PATH: str(work_path or ""),
-        **(env or {}),
-    }
     task = TaskSpec(name, "python:3.12-slim", command or (PY, "-c", code))
-    return Launch(run_id, task, attempt, str(work_path or ""), str(run_path), variables)
+    launch = Launch.of(run_id, task, attempt, work_path=str(work_path or ""), run_path=str(data / run_id))
+    return replace(launch, env={**launch.env, **(env or {})})
 
 
 def launch_to_dict(launch: Launch) -> dict[str, Any]:

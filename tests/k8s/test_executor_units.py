@@ -379,3 +379,33 @@ def _umask() -> int:
     """This process's umask, read without changing it (Linux: /proc/self/status)."""
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+
+
+def test_an_engine_launch_carries_the_odin_variables_then_the_task_env_into_the_pod(tmp_path) -> None:
+    """``Launch.of`` is the engine's launch (the worker's, and the k8s bench floor's): what the pod gets."""
+    from odin_core.executors.kubernetes import KubernetesExecutor
+    from odin_core.settings import KubernetesSettings
+
+    task = TaskSpec("train", "img", ("python", "t.py"), env={"LR": "0.1", "CFG": {"depth": 2}})
+    launch = Launch.of("run-1", task, 2, work_path="/jobs/j", run_path="/data/run-1")
+    assert list(launch.env.items()) == [
+        ("ODIN_TASK_ID", "run-1--train"),
+        ("ODIN_TASK_NAME", "train"),
+        ("ODIN_PIPE_ID", "run-1"),
+        ("ODIN_ATTEMPT", "2"),
+        ("ODIN_RUN_PATH", "/data/run-1"),
+        ("ODIN_TASK_PATH", "/data/run-1/train"),
+        ("ODIN_WORK_PATH", "/jobs/j"),
+        ("LR", "0.1"),
+        ("CFG", '{"depth": 2}'),
+    ]
+    settings = KubernetesSettings(namespace="ns", pod_annotations={"x": "y"}, pod_labels={"team": "a"})
+    handler = handler_for("Pod")
+    assert handler is not None
+    name, labels, (pod,) = KubernetesExecutor(tmp_path, settings).objects(launch, handler)
+    assert name == pod["metadata"]["name"] == "run-1--train-2"
+    assert pod["metadata"]["labels"] == {"team": "a", **labels}
+    assert labels == {"odin.ml/run": "run-1", "odin.ml/task": "train", "odin.ml/attempt": "2"}
+    assert pod["metadata"]["annotations"] == {"odin.ml/run-id": "run-1", "odin.ml/task-name": "train", "x": "y"}
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert {k: env[k] for k in launch.env} == launch.env

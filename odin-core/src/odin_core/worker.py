@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import constants as C
 from .dag import DagState, Plan
 from .errors import OdinError, TemporaryError
 from .executors.base import Executor, Launch
 from .hub import Hub
 from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
-from .spec import task_id
 from .spec.model import TaskSpec
 from .store.base import JobStore, Lease, LeaseLost
 
@@ -249,17 +246,7 @@ class RunWorker:
     def _launch(self, rec: TaskRecord, task: TaskSpec) -> Launch:
         run_path = str(self.ctx.data_path / self.run_id)
         work_path = str(self.state.spec.path or self.ctx.root_path / self.state.spec.job)
-        env = {
-            C.ENV_TASK_ID: task_id(self.run_id, rec.name),
-            C.ENV_TASK_NAME: rec.name,
-            C.ENV_PIPE_ID: self.run_id,
-            C.ENV_ATTEMPT: str(rec.attempt),
-            C.ENV_RUN_PATH: run_path,
-            C.ENV_TASK_PATH: f"{run_path}/{rec.name}",
-            C.ENV_WORK_PATH: work_path,
-            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in task.env.items()},
-        }
-        return Launch(self.run_id, task, rec.attempt, work_path=work_path, run_path=run_path, env=env)
+        return Launch.of(self.run_id, task, rec.attempt, work_path=work_path, run_path=run_path)
 
     # -- the end -----------------------------------------------------------------------------------
 

@@ -12,12 +12,15 @@ task id and the attempt number, and a second submit attaches to what the first c
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import constants as C
 from ..model import AttemptUpdate, TaskRecord, TaskStatus
+from ..spec.ids import task_id
 from ..spec.model import TaskSpec
 
 ReportFn = Callable[[AttemptUpdate], None]
@@ -34,9 +37,24 @@ class Launch:
     run_path: str  # DATA_PATH/<run id>
     env: dict[str, str] = field(default_factory=dict)  # ODIN_* and the task's env
 
+    @classmethod
+    def of(cls, run_id: str, task: TaskSpec, attempt: int, *, work_path: str, run_path: str) -> Launch:
+        """The attempt as the engine launches it: the ``ODIN_*`` variables, then the task's own env."""
+        env = {
+            C.ENV_TASK_ID: task_id(run_id, task.name),
+            C.ENV_TASK_NAME: task.name,
+            C.ENV_PIPE_ID: run_id,
+            C.ENV_ATTEMPT: str(attempt),
+            C.ENV_RUN_PATH: run_path,
+            C.ENV_TASK_PATH: f"{run_path}/{task.name}",
+            C.ENV_WORK_PATH: work_path,
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in task.env.items()},
+        }
+        return cls(run_id, task, attempt, work_path=work_path, run_path=run_path, env=env)
+
     @property
     def task_id(self) -> str:
-        return f"{self.run_id}--{self.task.name}"
+        return task_id(self.run_id, self.task.name)
 
     @property
     def task_path(self) -> str:

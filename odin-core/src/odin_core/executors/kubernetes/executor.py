@@ -142,9 +142,7 @@ class KubernetesExecutor(Reading):
         known = self.attempts.get((launch.run_id, launch.task.name, launch.attempt))
         if known is not None:
             return known.name
-        name = object_name(launch.task_id, launch.attempt, limit=handler.name_limit)
-        labels = identity_labels(launch.run_id, launch.task.name, launch.attempt)
-        manifests = handler.manifests(launch, name, self._pod_options(launch, handler, labels))
+        name, labels, manifests = self.objects(launch, handler)
         attempt = Attempt((launch.run_id, launch.task.name, launch.attempt), handler, name, labels, launch.run_path)
         self.attempts.add(attempt)
         try:
@@ -157,6 +155,13 @@ class KubernetesExecutor(Reading):
         self._arm(attempt)
         self._evaluate(attempt)
         return name
+
+    def objects(self, launch: Launch, handler: KindHandler) -> tuple[str, dict[str, str], list[Obj]]:
+        """The attempt's object name, identity labels and the manifests ``submit`` creates (no I/O; the
+        k8s bench's floor creates these very objects)."""
+        name = object_name(launch.task_id, launch.attempt, limit=handler.name_limit)
+        labels = identity_labels(launch.run_id, launch.task.name, launch.attempt)
+        return name, labels, handler.manifests(launch, name, self._pod_options(launch, handler, labels))
 
     def _pod_options(self, launch: Launch, handler: KindHandler, labels: dict[str, str]) -> PodOptions:
         extra = self.decorate(launch) if self.decorate else {}
