@@ -30,6 +30,48 @@ from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.settings import KubernetesSettings
 
 
+async def measure(
+    client: KubeClient, args: argparse.Namespace, ns: str | None, plane: ControlPlane
+) -> tuple[float, float, dict[str, float]]:
+    """CPU of this process, wall time, and the control plane's CPU over the requests."""
+    if ns is not None:
+        pod = {
+            "metadata": {"name": "bench", "annotations": {DURATION_ANNOTATION: "1h"}},
+            "spec": {"containers": [{"name": "main", "image": "odin/task:bench"}]},
+        }
+        await client.request("create", f"/api/v1/namespaces/{ns}/pods", body=pod)
+        args.path = f"/api/v1/namespaces/{ns}/pods/bench" + ("/log" if args.target == "pod-log" else "")
+        args.raw = args.raw or args.target == "pod-log"  # a log is text
+        for _ in range(300):  # the log is served once the pod runs
+            got = await client.request("get", f"/api/v1/namespaces/{ns}/pods/bench")
+            if (got.get("status") or {}).get("phase") == "Running":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise TimeoutError(f"pod bench in {ns} is not Running after 30 s")
+    # warm: every connection opened (one request in flight per connection), tokens read
+    await asyncio.gather(*(client.request("get", args.path, raw=args.raw) for _ in range(args.concurrency)))
+    left = args.requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await client.request("get", args.path, raw=args.raw)
+
+    profiler = cProfile.Profile(time.thread_time) if args.profile else None
+    server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    if profiler is not None:
+        profiler.disable()
+    cpu, wall, server = cpu_s() - cpu0, time.perf_counter() - t0, plane.since(server0)
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+    return cpu, wall, server
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kubeconfig", default=os.path.expanduser("~/.cache/odin/cluster/kubeconfig"))
@@ -48,43 +90,13 @@ async def main() -> None:
     settings = KubernetesSettings(kubeconfig=args.kubeconfig, qps=100_000, burst=100_000)
     client = KubeClient(load_api_client(settings), settings)
     plane = ControlPlane(args.kubeconfig)
-    ns = None
-    if args.target != "path":
-        ns = make_namespace(client)
-        pod = {
-            "metadata": {"name": "bench", "annotations": {DURATION_ANNOTATION: "1h"}},
-            "spec": {"containers": [{"name": "main", "image": "odin/task:bench"}]},
-        }
-        await client.request("create", f"/api/v1/namespaces/{ns}/pods", body=pod)
-        args.path = f"/api/v1/namespaces/{ns}/pods/bench" + ("/log" if args.target == "pod-log" else "")
-        args.raw = args.raw or args.target == "pod-log"  # a log is text
-        for _ in range(300):  # the log is served once the pod runs
-            got = await client.request("get", f"/api/v1/namespaces/{ns}/pods/bench")
-            if (got.get("status") or {}).get("phase") == "Running":
-                break
-            await asyncio.sleep(0.1)
-    # warm: every connection opened (one request in flight per connection), tokens read
-    await asyncio.gather(*(client.request("get", args.path, raw=args.raw) for _ in range(args.concurrency)))
-    left = args.requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await client.request("get", args.path, raw=args.raw)
-
-    profiler = cProfile.Profile(time.thread_time) if args.profile else None
-    server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
-    if profiler is not None:
-        profiler.enable()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(args.profile)
-    cpu, wall, server = cpu_s() - cpu0, time.perf_counter() - t0, plane.since(server0)
-    if ns is not None:
-        await client.request("delete", f"/api/v1/namespaces/{ns}")
-    await client.aclose()
+    ns = make_namespace(client) if args.target != "path" else None
+    try:
+        cpu, wall, server = await measure(client, args, ns, plane)
+    finally:
+        if ns is not None:
+            await client.request("delete", f"/api/v1/namespaces/{ns}")
+        await client.aclose()
     raw = " (answers not decoded)" if args.raw else ""
     print(f"{args.requests} GETs of {args.path}, {args.concurrency} in flight{raw} (load {os.getloadavg()[0]:.1f})")
     print(f"CPU per request: {cpu / args.requests * 1e6:.0f} µs; {args.requests / wall:.0f} requests/s")

@@ -57,6 +57,7 @@ from odin_core.executors.kubernetes.resources import PODS, Resource
 from odin_core.executors.kubernetes.status import is_true
 from odin_core.model import AttemptUpdate, RunStatus, TaskStatus
 from odin_core.settings import KubernetesSettings
+from odin_core.spec.ids import new_pipe_id
 from odin_core.spec.model import PipelineSpec, TaskSpec
 from odin_core.store import JobStore, open_store
 from odin_core.store.sqlite import SqliteStore
@@ -64,6 +65,7 @@ from odin_core.store.sqlite import SqliteStore
 REPO = Path(__file__).resolve().parents[1]
 DURATION_ANNOTATION = "odin.ml/simulate-duration"
 IMAGE = "odin/task:bench"
+JOB = "bench"  # the pipelines' name and job: Odin's run ids are bench-<8 chars>, and so are the floor's
 
 
 def proc_cpu(stat: str) -> float | None:
@@ -100,8 +102,11 @@ class ControlPlane:
     def __init__(self, kubeconfig: str) -> None:
         state = Path(kubeconfig).parent / "state.json"
         self.pids: dict[str, int] = {}
-        if state.is_file():
+        try:
             data = json.loads(state.read_text())
+        except (OSError, ValueError):  # not a local cluster, or its state caught mid-write: nothing known
+            data = {}
+        if data:
             self.pids = dict(data.get("pids") or {})
             if (operator := data.get("operator")) and operator.get("pid"):
                 self.pids["training-operator"] = operator["pid"]
@@ -217,13 +222,12 @@ async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]
 class Floor:
     """Create the objects, watch them (one watch on the loop), delete each as soon as it is done."""
 
-    def __init__(
-        self, client: KubeClient, settings: KubernetesSettings, task: TaskSpec, data: Path, prefix: str = "floor"
-    ) -> None:
-        self.client, self.ns, self.prefix, self.data = client, settings.namespace, prefix, data
+    def __init__(self, client: KubeClient, settings: KubernetesSettings, task: TaskSpec, data: Path, job: str) -> None:
+        self.client, self.ns, self.job, self.data = client, settings.namespace, job, data
         self.handler = handler_for(task.resource_type)
         assert self.handler is not None
         self.executor = KubernetesExecutor(data / "runs", settings)  # only to make the objects (no I/O)
+        assert job == JOB  # Odin's side runs pipelines of this job
         self.resource: Resource = self.handler.resource
         self.task = task
         self.submitted: dict[str, float] = {}
@@ -232,10 +236,12 @@ class Floor:
         self.loop = asyncio.get_running_loop()
 
     def manifest(self, i: int) -> dict[str, Any]:
-        """Exactly what Odin creates for the same task: the executor makes the objects of a launch made as
-        the engine makes it (the ``ODIN_*`` env, identity labels, annotations), for a run id of its own."""
-        run_id = f"{self.prefix}-{i}"
-        launch = Launch.of(run_id, self.task, 1, work_path=str(self.data / "bench"), run_path=str(self.data / run_id))
+        """What Odin creates for the same task: the executor makes the objects of a launch made as the engine
+        makes it (the ``ODIN_*`` env, identity labels, annotations), for a run id drawn as the engine draws
+        one (same length) and the same paths under the data directory as Odin's side."""
+        run_id = new_pipe_id(self.job)
+        runs = self.data / "runs"
+        launch = Launch.of(run_id, self.task, 1, work_path=str(self.data / self.job), run_path=str(runs / run_id))
         return self.executor.objects(launch, self.handler)[2][0]
 
     def on_event(self, obj: dict[str, Any]) -> None:
@@ -315,7 +321,7 @@ async def odin(
         await commit(*args, **kw)
 
     store.commit = counted  # type: ignore[method-assign]
-    spec = PipelineSpec("bench", (task,), job="bench")
+    spec = PipelineSpec(JOB, (task,), job=JOB)
     await executor.informer(PODS)
     await executor.informer(executor_resource(task))
     await asyncio.sleep(0.5)
@@ -382,8 +388,8 @@ def median(results: list[Result]) -> Result:
         requests={k: round(mid([r.requests.get(k, 0) for r in results])) for k in results[-1].requests},
         events=round(mid([r.events for r in results])),
         commits=round(mid([r.commits for r in results])),
-        threads={k: mid([r.threads.get(k, 0.0) for r in results]) for k in results[-1].threads},
-        server={k: mid([r.server.get(k, 0.0) for r in results]) for k in results[-1].server},
+        threads={k: mid([r.threads.get(k, 0.0) for r in results]) for k in {k for r in results for k in r.threads}},
+        server={k: mid([r.server.get(k, 0.0) for r in results]) for k in {k for r in results for k in r.server}},
         server_cpu_s=mid([r.server_cpu_s for r in results]),
     )
 
@@ -404,8 +410,9 @@ def report_rounds(n: int, rounds: list[tuple[Result, Result]]) -> None:
     print(f"medians of {len(rounds)} rounds:")
 
 
-def report(args: argparse.Namespace, f: Result, o: Result) -> None:
+def report(args: argparse.Namespace, f: Result, o: Result, rounds: int = 1) -> None:
     n = args.pipelines
+    each = " (medians over the rounds, each taken on its own: parts need not add up)" if rounds > 1 else ""
     print(f"{'':28}{'floor':>14}{'odin':>14}")
     rows = [
         ("pipelines/min", f.per_min(n), o.per_min(n), "{:.0f}"),
@@ -427,12 +434,12 @@ def report(args: argparse.Namespace, f: Result, o: Result) -> None:
     for side, r in (("floor", f), ("odin", o)):
         if r.server:
             parts = ", ".join(f"{k} {v / n * 1000:.2f}" for k, v in sorted(r.server.items(), key=lambda x: -x[1]))
-            print(f"control plane CPU per pipeline during the {side}'s window (ms): {parts}")
+            print(f"control plane CPU per pipeline during the {side}'s window (ms){each}: {parts}")
     if o.threads:
         shares = ", ".join(
             f"{name} {cpu / n * 1000:.2f}" for name, cpu in sorted(o.threads.items(), key=lambda x: -x[1])
         )
-        print(f"odin CPU per pipeline by thread (ms): {shares}")
+        print(f"odin CPU per pipeline by thread (ms){each}: {shares}")
     print(f"odin / floor throughput: {o.per_min(n) / f.per_min(n):.1%}")
     print(f"odin adds at p99: {(percentile(o.latencies, 99) - percentile(f.latencies, 99)) * 1000:.0f} ms")
     if args.qps > 0:
@@ -497,7 +504,7 @@ async def main() -> None:
             if args.only != "odin":
                 limited = KubeClient(load_api_client(base), base)  # a fresh client each round, as Odin's
                 with tempfile.TemporaryDirectory() as tmp:
-                    floor = Floor(limited, settings, task, Path(tmp), prefix=f"floor{r}")
+                    floor = Floor(limited, settings, task, Path(tmp), JOB)
                     f = await asyncio.wait_for(floor.run(n, args.rate, plane), args.timeout)
                 await limited.aclose()
             o = Result()
@@ -513,7 +520,7 @@ async def main() -> None:
         admin.request_sync("delete", f"/api/v1/namespaces/{ns}")
     if len(rounds) > 1:
         report_rounds(n, rounds)
-    report(args, median([f for f, _ in rounds]), median([o for _, o in rounds]))
+    report(args, median([f for f, _ in rounds]), median([o for _, o in rounds]), len(rounds))
 
 
 if __name__ == "__main__":
