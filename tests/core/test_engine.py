@@ -88,20 +88,34 @@ async def test_submit_with_the_same_run_id_is_idempotent(make_engine):
         await engine.submit(PipelineSpec("q", spec.tasks, job="other"), run_id="fixed-1")
 
 
-async def test_parallelism_is_bounded_per_run_and_overall(make_engine):
+async def test_parallelism_is_bounded_per_run_and_overall(make_engine, tmp_path):
+    """At most 2 tasks of a run, and 3 in all, run at once, and both bounds are reached. Measured by the tasks'
+    own processes, which append when they ran: the store is read run by run, and a sum of reads taken one after
+    the other counted a slot twice when it passed from one run to another between two reads."""
     engine = await make_engine(max_parallel_total=3)
-    sleepy = "import time; time.sleep(0.3)"
+    spans = tmp_path / "spans"
+    sleepy = (
+        "import os, time\n"
+        "t = time.time(); time.sleep(0.3)\n"
+        f"with open({str(spans)!r}, 'a') as f: f.write('%s %r %r\\n' % (os.environ['ODIN_PIPE_ID'], t, time.time()))"
+    )
     await engine.start(adopt=False)
     runs = [await engine.submit(pipeline(*(task(f"t{i}", sleepy) for i in range(4)), max_parallel=2)) for _ in range(3)]
-    peak_run, peak_all = 0, 0
-    while True:
-        counts = [sum(t.status.is_active for t in await engine.store.get_tasks(r.run_id)) for r in runs]
-        peak_run, peak_all = max(peak_run, *counts), max(peak_all, sum(counts))
-        finals = [await engine.store.get_run(r.run_id) for r in runs]
-        if all(f is not None and f.status.is_terminal for f in finals):
-            break
-        await asyncio.sleep(0.02)
-    assert peak_run == 2 and peak_all == 3
+    finals = [await asyncio.wait_for(engine.wait(r.run_id), 60) for r in runs]
+    assert [f.status for f in finals] == [RunStatus.DONE] * 3
+    ran = [line.split() for line in spans.read_text().splitlines()]
+    assert sorted(r for r, _, _ in ran) == sorted(r.run_id for r in runs for _ in range(4))
+
+    def peak(spans: list[tuple[float, float]]) -> int:
+        edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])  # ends first on a tie
+        running = most = 0
+        for _, step in edges:
+            running += step
+            most = max(most, running)
+        return most
+
+    assert peak([(float(a), float(b)) for _, a, b in ran]) == 3
+    assert max(peak([(float(a), float(b)) for r, a, b in ran if r == run.run_id]) for run in runs) == 2
 
 
 async def test_stop_from_another_engine_process_is_noticed(make_engine):
