@@ -30,34 +30,35 @@ from odin_core.executors.kubernetes.client import KubeClient, load_api_client
 from odin_core.settings import KubernetesSettings
 
 
+async def running_pod(client: KubeClient, ns: str) -> str:
+    """A pod (kwok, running for an hour) in ``ns``, once it runs (its log is served from then on): its path."""
+    pod = {
+        "metadata": {"name": "bench", "annotations": {DURATION_ANNOTATION: "1h"}},
+        "spec": {"containers": [{"name": "main", "image": "odin/task:bench"}]},
+    }
+    path = f"/api/v1/namespaces/{ns}/pods"
+    await client.request("create", path, body=pod)
+    for _ in range(300):
+        got = await client.request("get", f"{path}/bench")
+        if (got.get("status") or {}).get("phase") == "Running":
+            return f"{path}/bench"
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"pod bench in {ns} is not Running after 30 s")
+
+
 async def measure(
-    client: KubeClient, args: argparse.Namespace, ns: str | None, plane: ControlPlane
+    client: KubeClient, args: argparse.Namespace, path: str, raw: bool, plane: ControlPlane
 ) -> tuple[float, float, dict[str, float]]:
     """CPU of this process, wall time, and the control plane's CPU over the requests."""
-    if ns is not None:
-        pod = {
-            "metadata": {"name": "bench", "annotations": {DURATION_ANNOTATION: "1h"}},
-            "spec": {"containers": [{"name": "main", "image": "odin/task:bench"}]},
-        }
-        await client.request("create", f"/api/v1/namespaces/{ns}/pods", body=pod)
-        args.path = f"/api/v1/namespaces/{ns}/pods/bench" + ("/log" if args.target == "pod-log" else "")
-        args.raw = args.raw or args.target == "pod-log"  # a log is text
-        for _ in range(300):  # the log is served once the pod runs
-            got = await client.request("get", f"/api/v1/namespaces/{ns}/pods/bench")
-            if (got.get("status") or {}).get("phase") == "Running":
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise TimeoutError(f"pod bench in {ns} is not Running after 30 s")
     # warm: every connection opened (one request in flight per connection), tokens read
-    await asyncio.gather(*(client.request("get", args.path, raw=args.raw) for _ in range(args.concurrency)))
+    await asyncio.gather(*(client.request("get", path, raw=raw) for _ in range(args.concurrency)))
     left = args.requests
 
     async def worker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            await client.request("get", args.path, raw=args.raw)
+            await client.request("get", path, raw=raw)
 
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
     server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
@@ -91,14 +92,18 @@ async def main() -> None:
     client = KubeClient(load_api_client(settings), settings)
     plane = ControlPlane(args.kubeconfig)
     ns = make_namespace(client) if args.target != "path" else None
+    path, raw = args.path, args.raw or args.target == "pod-log"  # a log is text
     try:
-        cpu, wall, server = await measure(client, args, ns, plane)
+        if ns is not None:
+            pod = await running_pod(client, ns)
+            path = f"{pod}/log" if args.target == "pod-log" else pod
+        cpu, wall, server = await measure(client, args, path, raw, plane)
     finally:
         if ns is not None:
             await client.request("delete", f"/api/v1/namespaces/{ns}")
         await client.aclose()
-    raw = " (answers not decoded)" if args.raw else ""
-    print(f"{args.requests} GETs of {args.path}, {args.concurrency} in flight{raw} (load {os.getloadavg()[0]:.1f})")
+    undecoded = " (answers not decoded)" if raw else ""
+    print(f"{args.requests} GETs of {path}, {args.concurrency} in flight{undecoded} (load {os.getloadavg()[0]:.1f})")
     print(f"CPU per request: {cpu / args.requests * 1e6:.0f} µs; {args.requests / wall:.0f} requests/s")
     if server:
         parts = ", ".join(f"{k} {v / args.requests * 1e6:.0f}" for k, v in sorted(server.items(), key=lambda x: -x[1]))

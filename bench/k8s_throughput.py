@@ -102,17 +102,14 @@ class ControlPlane:
     cluster nothing is known and every figure is empty."""
 
     def __init__(self, kubeconfig: str) -> None:
-        state = Path(kubeconfig).parent / "state.json"
-        self.pids: dict[str, int] = {}
         try:
-            data = json.loads(state.read_text())
+            data = json.loads((Path(kubeconfig).parent / "state.json").read_text())
         except (OSError, ValueError):  # not a local cluster, or its state caught mid-write: nothing known
             data = {}
-        if data:
-            self.pids = dict(data.get("pids") or {})
-            if (operator := data.get("operator")) and operator.get("pid"):
-                self.pids["training-operator"] = operator["pid"]
-        self.pids = {name: pid for name, pid in self.pids.items() if _comm(pid) == name[:15]}  # not a reused pid
+        pids: dict[str, int] = dict(data.get("pids") or {})
+        if (operator := data.get("operator")) and operator.get("pid"):
+            pids["training-operator"] = operator["pid"]
+        self.pids = {name: pid for name, pid in pids.items() if _comm(pid) == name[:15]}  # not a reused pid
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds of each process now."""
@@ -224,12 +221,11 @@ async def paced(n: int, rate: float | None, one: Callable[[int], Awaitable[None]
 class Floor:
     """Create the objects, watch them (one watch on the loop), delete each as soon as it is done."""
 
-    def __init__(self, client: KubeClient, settings: KubernetesSettings, task: TaskSpec, data: Path, job: str) -> None:
-        self.client, self.ns, self.job, self.data = client, settings.namespace, job, data
+    def __init__(self, client: KubeClient, settings: KubernetesSettings, task: TaskSpec, data: Path) -> None:
+        self.client, self.ns, self.data = client, settings.namespace, data
         self.handler = handler_for(task.resource_type)
         assert self.handler is not None
         self.executor = KubernetesExecutor(data / "runs", settings)  # only to make the objects (no I/O)
-        assert job == JOB  # Odin's side runs pipelines of this job
         self.resource: Resource = self.handler.resource
         self.task = task
         self.submitted: dict[str, float] = {}
@@ -241,9 +237,9 @@ class Floor:
         """What Odin creates for the same task: the executor makes the objects of a launch made as the engine
         makes it (the ``ODIN_*`` env, identity labels, annotations), for a run id drawn as the engine draws
         one (same length) and the same paths under the data directory as Odin's side."""
-        run_id = new_pipe_id(self.job)
+        run_id = new_pipe_id(JOB)
         runs = self.data / "runs"
-        launch = Launch.of(run_id, self.task, 1, work_path=str(self.data / self.job), run_path=str(runs / run_id))
+        launch = Launch.of(run_id, self.task, 1, work_path=str(self.data / JOB), run_path=str(runs / run_id))
         return self.executor.objects(launch, self.handler)[2][0]
 
     def on_event(self, obj: dict[str, Any]) -> None:
@@ -507,7 +503,7 @@ async def main() -> None:
             return Result()
         limited = KubeClient(load_api_client(base), base)  # a fresh client each round, as Odin's
         with tempfile.TemporaryDirectory() as tmp:
-            floor = Floor(limited, settings, task, Path(tmp), JOB)
+            floor = Floor(limited, settings, task, Path(tmp))
             result = await asyncio.wait_for(floor.run(n, args.rate, plane), args.timeout)
         await limited.aclose()
         return result

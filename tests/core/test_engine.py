@@ -106,8 +106,8 @@ async def test_parallelism_is_bounded_per_run_and_overall(make_engine, tmp_path)
     ran = [line.split() for line in spans.read_text().splitlines()]
     assert sorted(r for r, _, _ in ran) == sorted(r.run_id for r in runs for _ in range(4))
 
-    def peak(spans: list[tuple[float, float]]) -> int:
-        edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])  # ends first on a tie
+    def peak(intervals: list[tuple[float, float]]) -> int:
+        edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])  # ends first on a tie
         running = most = 0
         for _, step in edges:
             running += step

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from odin_core.errors import PermanentError, TemporaryError
 from odin_core.executors.base import Launch
-from odin_core.executors.kubernetes import adoption, names
+from odin_core.executors.kubernetes import KubernetesExecutor, adoption, names
 from odin_core.executors.kubernetes import logs as L
 from odin_core.executors.kubernetes.attempts import Attempt
 from odin_core.executors.kubernetes.client import ApiError, TokenBucket, _retry_delay
@@ -24,7 +24,7 @@ from odin_core.executors.kubernetes.resources import PYTORCHJOBS
 from odin_core.executors.kubernetes.status import parse_outputs, pod_observation
 from odin_core.executors.kubernetes.updates import no_controller, submit_error
 from odin_core.model import TaskRecord, TaskStatus
-from odin_core.settings import Settings
+from odin_core.settings import KubernetesSettings, Settings
 from odin_core.spec.model import (
     ConfigMapMount,
     EphemVolume,
@@ -383,9 +383,6 @@ def _umask() -> int:
 
 def test_an_engine_launch_carries_the_odin_variables_then_the_task_env_into_the_pod(tmp_path) -> None:
     """``Launch.of`` is the engine's launch (the worker's, and the k8s bench floor's): what the pod gets."""
-    from odin_core.executors.kubernetes import KubernetesExecutor
-    from odin_core.settings import KubernetesSettings
-
     task = TaskSpec("train", "img", ("python", "t.py"), env={"LR": "0.1", "CFG": {"depth": 2}})
     launch = Launch.of("run-1", task, 2, work_path="/jobs/j", run_path="/data/run-1")
     assert list(launch.env.items()) == [
