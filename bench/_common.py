@@ -28,6 +28,11 @@ def cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def sys_s() -> float:
+    """Of ``cpu_s``, the seconds spent in the kernel (system calls: sockets, files, thread wake-ups)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import cpu_s, percentile
+from _common import cpu_s, percentile, sys_s
 from odin_core.engine import Engine
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, handler_for
@@ -159,6 +159,7 @@ class Result:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
     rss_mib: float = 0.0
+    sys_s: float = 0.0  # of cpu_s, in the kernel
     latencies: list[float] = field(default_factory=list)
     done: int = 0
     requests: dict[str, int] = field(default_factory=dict)
@@ -272,12 +273,13 @@ class Floor:
         watch = Informer(self.client, self.resource, self.ns, "odin.ml/run", lambda _kind, obj: self.on_event(obj))
         watch.start()
         await asyncio.wait_for(watch.synced.wait(), 60)
-        server0, cpu0, t0 = plane.cpu(), cpu_s(), time.perf_counter()
+        server0, cpu0, sys0, t0 = plane.cpu(), cpu_s(), sys_s(), time.perf_counter()
         await paced(n, rate, self.one)
         elapsed, cpu, server = time.perf_counter() - t0, cpu_s() - cpu0, plane.since(server0)
+        kernel = sys_s() - sys0
         await watch.aclose()
         lat = [self.running[k] - self.submitted[k] for k in self.running]
-        return Result(elapsed, cpu, rss_mib(), lat, n, dict(self.client.api_requests), server=server)
+        return Result(elapsed, cpu, rss_mib(), kernel, lat, n, dict(self.client.api_requests), server=server)
 
 
 # -- Odin ------------------------------------------------------------------------------------------------
@@ -336,7 +338,7 @@ async def odin(
     # the loop's CPU by function (thread_time: CPU, not wall time; the profiler slows Python calls, not C)
     profiler = cProfile.Profile(time.thread_time) if profile else None
     threads0, server0 = thread_cpu(), plane.cpu()
-    cpu0, t0 = cpu_s(), time.perf_counter()
+    cpu0, sys0, t0 = cpu_s(), sys_s(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     await paced(n, rate, one)
@@ -344,8 +346,9 @@ async def odin(
         profiler.disable()
         profiler.dump_stats(profile)
     elapsed, cpu, server = time.perf_counter() - t0, cpu_s() - cpu0, plane.since(server0)
+    kernel = sys_s() - sys0
     latencies = [running[k] - submitted[k] for k in running if k in submitted]
-    result = Result(elapsed, cpu, rss_mib(), latencies, server=server)
+    result = Result(elapsed, cpu, rss_mib(), kernel, latencies, server=server)
     result.threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
@@ -381,6 +384,7 @@ def median(results: list[Result]) -> Result:
         elapsed_s=mid([r.elapsed_s for r in results]),
         cpu_s=mid([r.cpu_s for r in results]),
         rss_mib=max(r.rss_mib for r in results),
+        sys_s=mid([r.sys_s for r in results]),
         latencies=[x for r in results for x in r.latencies],
         done=round(mid([r.done for r in results])),
         requests={k: round(mid([r.requests.get(k, 0) for r in results])) for k in results[-1].requests},
@@ -420,6 +424,7 @@ def report(args: argparse.Namespace, f: Result, o: Result, rounds: int = 1) -> N
         ("submit->Running p99 (ms)", percentile(f.latencies, 99) * 1000, percentile(o.latencies, 99) * 1000, "{:.0f}"),
         ("CPU of this process (s)", f.cpu_s, o.cpu_s, "{:.2f}"),
         ("CPU per pipeline (ms)", f.cpu_s / n * 1000, o.cpu_s / n * 1000, "{:.2f}"),
+        ("  of it in the kernel (ms)", f.sys_s / n * 1000, o.sys_s / n * 1000, "{:.2f}"),
         ("RSS of this process (MiB)", f.rss_mib, o.rss_mib, "{:.0f}"),
     ]
     if f.server or o.server:

@@ -375,6 +375,31 @@ def test_log_appends_make_missing_directories_and_keep_every_attempt(tmp_path) -
     assert path.stat().st_size == len("first ✓\n----- attempt 2 -----\nsecond\n".encode()) + len(big)
 
 
+async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_the_file_thread(tmp_path) -> None:
+    appends = L.Appends()
+    try:
+        path = tmp_path / "run-0" / ".odin" / "logs" / "step.log"
+        await appends.append(path, "first\n")
+        assert (appends.batches, appends.inline_batches) == (1, 1)
+
+        big = "x" * (L.INLINE_BYTES + 1)
+        await appends.append(path, big)
+        assert (appends.batches, appends.inline_batches) == (2, 1)
+
+        others = [tmp_path / f"run-{i}" / ".odin" / "logs" / "step.log" for i in range(1, appends.inline_max + 2)]
+        await asyncio.gather(*(appends.append(p, f"{p.parent.parent.parent.name}\n") for p in others))
+        assert appends.inline_batches == 1  # more appends than inline_max in one pass: the thread's
+
+        await asyncio.gather(*(appends.append(p, "again\n") for p in others[: appends.inline_max]))
+        assert appends.inline_batches == 2
+    finally:
+        appends.close()
+    assert path.read_text() == "first\n" + big
+    assert [p.read_text() for p in others] == [
+        f"run-{i}\n" + ("again\n" if i <= appends.inline_max else "") for i in range(1, len(others) + 1)
+    ]
+
+
 def _umask() -> int:
     """This process's umask, read without changing it (Linux: /proc/self/status)."""
     status = Path("/proc/self/status").read_text()

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 from odin_core.model import Event, RunRecord, RunStatus, TaskRecord, TaskStatus
 from odin_core.store import JobStore, Lease
 
@@ -43,3 +50,27 @@ async def finish(store: JobStore, lease: Lease, status: RunStatus = RunStatus.DO
     seq = await store.last_seq(lease.run_id)
     events = [event(lease.run_id, seq + 1, status.value)]
     await store.commit(lease, run.evolve(status=status, completed=at), tasks, events)
+
+
+@contextlib.asynccontextmanager
+async def sqlite_write_lock(path: Path) -> AsyncIterator[threading.Event]:
+    """A second connection to the SQLite file (as another `odin run` would hold) takes its write lock and holds
+    it until the event it yields is set (at the latest on leaving)."""
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        db.execute("COMMIT")
+        db.close()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    await asyncio.to_thread(locked.wait, 10)
+    try:
+        yield release
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)

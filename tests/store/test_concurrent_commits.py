@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-import threading
 import time
 
 import pytest
-from contract_support import create, event, task_records
+from contract_support import create, event, sqlite_write_lock, task_records
 from odin_core.errors import Conflict
 from odin_core.model import RunStatus, TaskStatus
 from odin_core.store import Lease, LeaseLost
@@ -57,23 +55,10 @@ async def test_sqlite_groups_commits_made_at_once_into_few_transactions(store) -
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_sqlite_commits_made_at_once_wait_out_another_process_holding_the_lock(store) -> None:
     leases = [await create(store, f"r{i}") for i in range(RUNS)]
-    locked, release = threading.Event(), threading.Event()
-
-    def other_process() -> None:  # a second connection (as another `odin run` would hold) takes the write lock
-        db = sqlite3.connect(store.path, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        db.execute("COMMIT")
-        db.close()
-
-    holder = threading.Thread(target=other_process)
-    holder.start()
-    await asyncio.to_thread(locked.wait, 10)
-    asyncio.get_running_loop().call_later(1.0, release.set)  # held past the store's busy timeout
-    t0 = time.monotonic()
-    await asyncio.gather(*(store.commit(lease, None, [], [event(lease.run_id, 2)]) for lease in leases))
-    holder.join()
+    async with sqlite_write_lock(store.path) as release:
+        asyncio.get_running_loop().call_later(1.0, release.set)
+        t0 = time.monotonic()
+        await asyncio.gather(*(store.commit(lease, None, [], [event(lease.run_id, 2)]) for lease in leases))
     assert time.monotonic() - t0 >= 0.9
     assert [await store.last_seq(lease.run_id) for lease in leases] == [2] * RUNS
 

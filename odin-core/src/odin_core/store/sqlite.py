@@ -28,7 +28,7 @@ from ..errors import Conflict, TemporaryError, UpstreamError
 from ..model import Event, RunRecord, RunStatus, TaskRecord
 from .base import JobStore, Lease, LeaseInfo, LeaseLost, is_glob
 from .common import dumps, present_run
-from .sqlite_queue import ConnectionQueue
+from .sqlite_queue import QUICK, READ, WRITE, ConnectionQueue
 
 log = logging.getLogger("odin.store")
 T = TypeVar("T")
@@ -36,6 +36,8 @@ Conn = sqlite3.Connection
 
 BUSY_TIMEOUT_MS = 5000
 """How long SQLite itself waits for another process's write lock before answering SQLITE_BUSY."""
+QUICK_ROWS = 32
+"""Task rows and events a run's write may hold to count as quick (written on the loop when it is idle)."""
 BUSY_RETRY_FOR_S = 60.0
 """How long a transaction is retried (with backoff) while the database stays locked; then TemporaryError."""
 
@@ -109,15 +111,16 @@ class SqliteStore(JobStore):
         """``fn(connection)`` on the connection's thread (outside any transaction it does not begin itself)."""
         if self._queue is None:
             raise RuntimeError("store is not open")
-        return await self._queue.call(fn, False)
+        return await self._queue.call(fn, READ)
 
-    async def _write(self, body: Callable[[Conn], T]) -> T:
+    async def _write(self, body: Callable[[Conn], T], *, quick: bool = False) -> T:
         """``body`` atomically in a BEGIN IMMEDIATE transaction (shared with the writes queued beside it, each in
-        a savepoint of its own), retried while another process holds the lock."""
+        a savepoint of its own), retried while another process holds the lock. ``quick``: a few rows, which may
+        be written on the event loop itself (``sqlite_queue``)."""
         if self._queue is None:
             raise RuntimeError("store is not open")
-        queue = self._queue
-        return await self._retry_busy(lambda: queue.call(body, True))
+        queue, kind = self._queue, QUICK if quick else WRITE
+        return await self._retry_busy(lambda: queue.call(body, kind))
 
     async def _retry_busy(self, op: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -142,7 +145,7 @@ class SqliteStore(JobStore):
         try:
             await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
             self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
-            self._queue = ConnectionQueue(self._db, self._thread)
+            self._queue = ConnectionQueue(self._db, self._thread, busy_timeout_ms=BUSY_TIMEOUT_MS)
             await self._retry_busy(lambda: self._call(self._setup))
             await self._retry_busy(lambda: self._call(self._migrate))
         except (OSError, sqlite3.Error, TemporaryError) as e:
@@ -158,6 +161,7 @@ class SqliteStore(JobStore):
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the connection's thread checkpoints, never the loop (sqlite_queue)
 
     def _migrate(self, db: Conn) -> None:
         if db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
@@ -218,7 +222,7 @@ class SqliteStore(JobStore):
             _write_events(db, events)
             return Lease(run.run_id, run.owner, 1)
 
-        return await self._write(body)
+        return await self._write(body, quick=len(task_rows) + len(events) <= QUICK_ROWS)
 
     async def commit(
         self, lease: Lease, run: RunRecord | None, tasks: Sequence[TaskRecord] = (), events: Sequence[Event] = ()
@@ -238,7 +242,7 @@ class SqliteStore(JobStore):
                 db.executemany("UPDATE tasks SET data=? WHERE run_id=? AND name=?", task_rows)
             _write_events(db, events)
 
-        await self._write(body)
+        await self._write(body, quick=len(task_rows) + len(events) <= QUICK_ROWS)
 
     # -- leases ----------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ... import constants as C
-from ...batching import BatchThread
 from ...errors import PermanentError
 from ...model import TaskRecord, TaskStatus
 from ...settings import KubernetesSettings
@@ -72,7 +71,7 @@ class KubernetesExecutor(Reading):
         self._tasks = TaskSet("kubernetes")
         self._after = Endings()
         self._forgetting: set[asyncio.Task[Any]] = set()
-        self._files: BatchThread[None] | None = None  # log captures' file appends, batched
+        self._files: L.Appends | None = None  # log captures' file appends, batched
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -327,9 +326,10 @@ class KubernetesExecutor(Reading):
             log.exception("could not capture the logs of %s", attempt.name)
 
     async def _append(self, path: Path, text: str) -> None:
-        """Append to a captured log on the executor's file thread (appends of one loop pass go over together)."""
-        self._files = self._files or BatchThread(None, name="odin-k8s-files")
-        await self._files.call(lambda _: L.append(path, text))
+        """Append to a captured log (appends of one loop pass are one batch: on the loop when small, else the
+        executor's file thread)."""
+        self._files = self._files or L.Appends()
+        await self._files.append(path, text)
 
     # -- adopting, letting go, forgetting -------------------------------------------------------
 
