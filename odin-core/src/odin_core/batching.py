@@ -79,8 +79,14 @@ class BatchThread(Generic[R]):
         head, for the thread."""
         try:
             outcomes = self.run_inline(items)
-        except BaseException as e:  # a bug, or a resource gone: the callers hear of it rather than wait forever
-            outcomes = [(future, None, e) for _, future, _ in items]
+        except BaseException as e:  # a bug, a resource gone, an interrupt: the callers hear of it, not wait forever
+            with self._lock:
+                self._draining = False
+            why = e if isinstance(e, Exception) else RuntimeError(f"interrupted: {e!r}")
+            _deliver([(future, None, why) for _, future, _ in items])
+            if why is not e:
+                raise
+            return True
         with self._lock:
             if outcomes is None:
                 self._queue[:0] = items
@@ -98,7 +104,10 @@ class BatchThread(Generic[R]):
                 if not items:
                     self._draining = False
                     return
-            outcomes = self.run_batch(items)
+            try:
+                outcomes = self.run_batch(items)
+            except BaseException as e:  # a bug: the batch's callers hear of it, and the thread goes on serving
+                outcomes = [(future, None, e) for _, future, _ in items]
             self.batches += 1
             try:
                 loop.call_soon_threadsafe(_deliver, outcomes)

@@ -6,10 +6,12 @@ file (six ``odin run``s on one home, ``odin status`` beside them): every write t
 read lock, the source of SQLITE_BUSY that no busy timeout can wait out), transactions are short,
 and a transaction that still meets a locked database is retried with backoff.
 
-The connection lives on one thread of its own, and **each store operation is one call on that
-thread** (a whole transaction, or a whole read). Calls made while the thread is busy run as one batch
+The connection lives on one thread of its own, and **each store operation is one call on it** (a
+whole transaction, or a whole read). Calls made while the thread is busy run as one batch
 (``sqlite_queue``: group commit, each write in a savepoint of its own): one hand-off and one
-event-loop wake-up per batch, however many runs' commits it holds.
+event-loop wake-up per batch, however many runs' commits it holds. A short batch of runs' small
+writes (``quick``) is written on the event loop itself while the thread is idle, without ever waiting
+for a lock or checkpointing there (``sqlite_queue``).
 """
 
 from __future__ import annotations
@@ -181,7 +183,10 @@ class SqliteStore(JobStore):
         self.schema = f"schema version {len(_MIGRATIONS)} (migrated from {version})"
 
     async def close(self) -> None:
-        if self._db is not None and self._thread is not None:
+        if self._queue is not None:  # behind the calls queued before it, never beside an inline batch
+            queue, self._queue = self._queue, None
+            await queue.call(lambda db: db.close(), READ)
+        elif self._db is not None and self._thread is not None:
             db = self._db
             await asyncio.get_running_loop().run_in_executor(self._thread, db.close)
         self._db = None

@@ -19,7 +19,9 @@ which spares the two thread hand-offs that cost more than such a batch. It never
 ``BEGIN IMMEDIATE`` is tried with no busy timeout, and when another process holds the write lock the
 batch goes to the thread, which waits as above. Nor does a checkpoint run there: the connection's
 automatic checkpoints are off, and the thread checkpoints the WAL (``PASSIVE``: it never waits for
-readers or writers) once ``CHECKPOINT_EVERY`` write transactions have committed since the last one.
+readers or writers) about as often as SQLite would (every 1,000 pages of WAL): once ``CHECKPOINT_EVERY``
+write transactions (a run's commit writes about 4 pages) or ``CHECKPOINT_ROWS`` changed rows (a wide batch,
+a large run; counted by SQLite: ``total_changes``) have committed since the last one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ READ, WRITE, QUICK = 0, 1, 2
 INLINE_MAX = 16
 """Quick writes in a batch at most for it to run on the loop (longer batches amortise the hand-off)."""
 CHECKPOINT_EVERY = 250
-"""Write transactions between two checkpoints of the WAL (SQLite's own default: about every 1,000 pages)."""
+"""Write transactions between two checkpoints of the WAL at most."""
+CHECKPOINT_ROWS = 500
+"""Rows changed between two checkpoints of the WAL at most (a row of a wide batch: about 2 pages)."""
 
 
 class ConnectionQueue(BatchThread[Conn]):
@@ -51,11 +55,20 @@ class ConnectionQueue(BatchThread[Conn]):
     def __init__(self, db: Conn, thread: Any, *, busy_timeout_ms: int) -> None:
         super().__init__(db, thread)
         self.busy_timeout_ms = busy_timeout_ms
-        self.unchecked = 0  # write transactions committed since the last checkpoint
+        self.checked = db.total_changes  # rows changed by this connection at its last checkpoint
+        self.unchecked = 0  # write transactions committed since then
         self.checkpoints = 0  # (diagnostics, tests)
 
+    def _due(self) -> bool:
+        if self.unchecked >= CHECKPOINT_EVERY:
+            return True
+        try:
+            return self.resource.total_changes - self.checked >= CHECKPOINT_ROWS
+        except sqlite3.ProgrammingError:  # closed (the store's last call)
+            return False
+
     def run_inline(self, items: list[Item]) -> list[Outcome] | None:
-        if self.unchecked >= CHECKPOINT_EVERY or any(kind != QUICK for _, _, kind in items):
+        if any(kind != QUICK for _, _, kind in items) or self._due():
             return None
         db = self.resource
         began = False
@@ -71,12 +84,21 @@ class ConnectionQueue(BatchThread[Conn]):
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             return None
-        return self._run(items, begun=True)
+        try:
+            return self._run(items, begun=True)
+        except BaseException:  # not a call's own error (those are outcomes): leave no transaction open
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
-        if self.unchecked >= CHECKPOINT_EVERY:
+        if self._due():
             self._checkpoint()
-        return self._run(items, begun=False)
+        outcomes = self._run(items, begun=False)
+        if self._due():  # a wide batch or a large write: checkpointed now, as SQLite would at its commit
+            self._checkpoint()
+        return outcomes
 
     def _run(self, items: list[Item], *, begun: bool) -> list[Outcome]:
         """Every call in order, the writes in one transaction (``begun``: its BEGIN IMMEDIATE is done)."""
@@ -125,9 +147,9 @@ class ConnectionQueue(BatchThread[Conn]):
 
     def _checkpoint(self) -> None:
         """Copy the WAL's committed pages into the database (what a commit would do with autocheckpoint on)."""
-        with contextlib.suppress(sqlite3.Error):  # busy or locked: the next batch tries again
+        with contextlib.suppress(sqlite3.Error):  # the next batch tries again
             self.resource.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.unchecked = 0
+            self.checked, self.unchecked = self.resource.total_changes, 0
             self.checkpoints += 1
 
 
