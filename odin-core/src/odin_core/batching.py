@@ -9,9 +9,10 @@ transaction).
 
 A hand-off is not free: when calls come a few at a time, waking the thread and then the loop again costs
 more than a short call itself (the SQLite store's commits of one-step pipelines arriving at 50 a second:
-2.7 ms of CPU per pipeline through the thread, 1.8 ms run on the loop; ``bench/k8s_engine_share.py --rate
-50``). So a subclass may run a small batch on the loop itself (``run_inline``), when the thread is idle and
-every call of the batch says it is quick; it may decline (``None``), and the batch goes to the thread.
+3.1–3.5 ms of CPU per pipeline through the thread, 1.9–2.4 ms run on the loop; ``bench/k8s_engine_share.py
+--rate 50``, three pairs in ``docs/benchmarks.md``). So a subclass may run a small batch on the loop itself
+(``run_inline``), when the thread is idle and every call of the batch says it is quick; it may decline
+(``None``), and the batch goes to the thread.
 """
 
 from __future__ import annotations

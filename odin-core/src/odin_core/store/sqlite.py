@@ -186,11 +186,7 @@ class SqliteStore(JobStore):
         if self._queue is not None:  # behind the calls queued before it, never beside an inline batch
             queue, self._queue = self._queue, None
             await queue.call(lambda db: db.close(), READ)
-        elif self._db is not None and self._thread is not None:
-            db = self._db
-            await asyncio.get_running_loop().run_in_executor(self._thread, db.close)
         self._db = None
-        self._queue = None
         if self._thread is not None:
             self._thread.shutdown(wait=False)
             self._thread = None

@@ -126,10 +126,11 @@ class Appends(BatchThread[None]):
 
     An append is an ``open``, a ``write`` and a ``close``, and on a run's first capture ``makedirs`` of its
     three directories: 22 µs, and 82–858 µs with the directories, on this project's machines (depending on the
-    file system's directory); handing it to the thread and back cost the thread 0.5–1 ms more per capture
-    (``bench/k8s_throughput.py``). A batch of more than ``inline_max`` appends, or of more than ``INLINE_BYTES``
-    of text, goes to the thread, so the loop is held a few milliseconds at most on a local file system (a data
-    path on a network file system that stalls would stall the loop with it)."""
+    file system's directory). Through the thread, the thread alone took 0.3–1.1 ms per capture in
+    ``bench/k8s_throughput.py --only odin`` runs, where the same appends on the loop took 0.58 ms, most of it
+    the directories (``docs/benchmarks.md``). A batch of more than ``inline_max`` appends, or of more than
+    ``INLINE_BYTES`` of text, goes to the thread, so the loop is held a few milliseconds at most on a local file
+    system (a data path on a network file system that stalls would stall the loop with it)."""
 
     inline_max = 4
 
