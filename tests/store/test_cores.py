@@ -11,12 +11,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from odin_client.remote import RemoteOdin
 from odin_core.model import Event, RunStatus
 from odin_core.settings import EngineSettings
+from odin_core.store import open_store
 from test_engine_backends import Cores, _until, diamond
 
 PY = sys.executable
@@ -77,7 +80,7 @@ FLAKY = f"""
         args:
         - "-c"
         - "import os,sys;a=os.environ['ODIN_ATTEMPT'];open('COUNTER','a').write('gate '+a+'\\\\n');sys.exit(3*(a<'2'))"
-        retries: {{limit: 1, backoff: 4s}}
+        retries: {{limit: 1, backoff: BACKOFF}}
       - name: after
         image: busybox
         command: {PY}
@@ -130,31 +133,64 @@ class Core:
 @pytest.fixture
 def two_cores(shared_url: str, tmp_path: Path):
     root = tmp_path / "pipelines"
-    (root / "flaky").mkdir(parents=True)
     counter = tmp_path / "counter"
-    (root / "flaky" / "main.yml").write_text(textwrap.dedent(FLAKY).replace("COUNTER", str(counter)))
+    # "patient": a retry's wait long enough that a poller stalled on a loaded machine does not miss it
+    for job, backoff in (("flaky", "4s"), ("patient", "12s")):
+        (root / job).mkdir(parents=True)
+        text = textwrap.dedent(FLAKY).replace("COUNTER", str(counter)).replace("BACKOFF", backoff)
+        (root / job / "main.yml").write_text(text)
     home = tmp_path / "home"
     cores = [Core(shared_url, home, root, tmp_path / f"core{i}.log") for i in range(2)]
-    yield cores, counter
+    yield cores, counter, shared_url
     for core in cores:
         core.stop()
 
 
 async def test_a_killed_core_s_runs_are_finished_by_another(two_cores) -> None:
-    (a, b), counter = two_cores
+    (a, b), counter, url = two_cores
     async with RemoteOdin(a.url) as at_a, RemoteOdin(b.url) as at_b:
-        run = await at_a.submit("flaky")
+        run = await at_a.submit("patient")
         watched = asyncio.ensure_future(_collect(at_b, run.run_id))  # WATCH on the core that does not drive it
-        await _until(lambda: _task_is(at_b, run.run_id, "gate", "RETRYING"), timeout_s=30)
-        assert (await at_b.run(run.run_id)).run.owner == run.owner, "A drives it; B answers STATUS for it"
-        a.kill()  # kill -9 while the run waits for its retry
-        final = await asyncio.wait_for(at_b.wait(run.run_id), 60)
+        async with _explained(at_b, run.run_id, url, (a, b), counter):
+            await _until(lambda: _task_is(at_b, run.run_id, "gate", "RETRYING"), timeout_s=30)
+            assert (await at_b.run(run.run_id)).run.owner == run.owner, "A drives it; B answers STATUS for it"
+            a.kill()  # kill -9 while the run waits for its retry
+            final = await asyncio.wait_for(at_b.wait(run.run_id), 60)
         events = await asyncio.wait_for(watched, 30)
         view = await at_b.run(run.run_id)
     assert final.status is RunStatus.DONE, (final.message, b.log.read_text()[-3000:])
     assert view.run.owner != run.owner, "B adopted the run"
     assert counter.read_text().splitlines() == ["gate 1", "gate 2", "after"], "every attempt exactly once"
     assert [e.seq for e in events] == list(range(1, len(events) + 1)) and events[-1].status == "DONE"
+
+
+@contextlib.asynccontextmanager
+async def _explained(
+    odin: RemoteOdin, run_id: str, url: str, cores: tuple[Core, ...], counter: Path
+) -> AsyncIterator[None]:
+    """A failure inside says what the store and both cores saw (a timeout alone says nothing of why)."""
+    try:
+        yield
+    except (AssertionError, TimeoutError) as e:
+        view = await asyncio.wait_for(odin.run(run_id), 10)
+        tasks = [(t.name, t.attempt, t.status.value, t.message) for t in view.tasks]
+        store = await open_store(url)
+        try:
+            t0 = view.run.submitted
+            events = [
+                f"{e.seq} +{e.time - t0:.2f}s {e.task or 'run'} {e.status} {e.message}"
+                for e in await store.events(run_id)
+            ]
+        finally:
+            await store.close()
+        logs = "\n".join(f"--- core {i} (pid {c.proc.pid}):\n{c.log.read_text()[-4000:]}" for i, c in enumerate(cores))
+        ran = counter.read_text() if counter.exists() else "(none)"
+        when = f"failed +{time.time() - t0:.2f}s after the submit"
+        raise AssertionError(
+            f"{e!r} ({when})\nrun: {view.run}\ntasks: {tasks}\nevents:\n"
+            + "\n".join(events)
+            + f"\nattempts run: {ran!r}\n{logs}"
+        ) from e
 
 
 async def _collect(odin: RemoteOdin, run_id: str) -> list[Event]:
@@ -166,7 +202,7 @@ async def _task_is(odin: RemoteOdin, run_id: str, name: str, status: str) -> boo
 
 
 async def test_each_run_is_driven_by_the_core_that_started_it(two_cores) -> None:
-    (a, b), counter = two_cores
+    (a, b), counter, _ = two_cores
     async with RemoteOdin(a.url) as at_a, RemoteOdin(b.url) as at_b:
         runs = [await at_a.submit("flaky"), await at_b.submit("flaky"), await at_a.submit("flaky")]
         owners = {r.run_id: r.owner for r in runs}
