@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from odin_core.batching import BatchThread
 from odin_core.errors import PermanentError, TemporaryError
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, adoption, names
@@ -389,6 +392,7 @@ async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_th
         others = [tmp_path / f"run-{i}" / ".odin" / "logs" / "step.log" for i in range(1, appends.inline_max + 2)]
         await asyncio.gather(*(appends.append(p, f"{p.parent.parent.parent.name}\n") for p in others))
         assert appends.inline_batches == 1  # more appends than inline_max in one pass: the thread's
+        await until_idle(appends)  # the thread delivers, then looks at its queue once more before it sleeps
 
         await asyncio.gather(*(appends.append(p, "again\n") for p in others[: appends.inline_max]))
         assert appends.inline_batches == 2
@@ -398,6 +402,13 @@ async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_th
     assert [p.read_text() for p in others] == [
         f"run-{i}\n" + ("again\n" if i <= appends.inline_max else "") for i in range(1, len(others) + 1)
     ]
+
+
+async def until_idle(batches: BatchThread[Any], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while batches.busy:
+        assert time.monotonic() < deadline, "the batch thread stayed busy"
+        await asyncio.sleep(0.001)
 
 
 def _umask() -> int:

@@ -44,6 +44,13 @@ class BatchThread(Generic[R]):
         self.batches = 0  # batches run (diagnostics, benchmarks)
         self.inline_batches = 0  # of them, run on the loop itself
 
+    @property
+    def busy(self) -> bool:
+        """The thread has calls, or has just delivered a batch and not yet seen its queue empty: a call made now
+        joins the thread's next batch (it is not offered to ``run_inline``)."""
+        with self._lock:
+            return self._draining or self._kicked
+
     async def call(self, fn: Callable[[R], T], tag: Any = None) -> T:
         """``fn(resource)`` on the thread (or on the loop: ``run_inline``), in a batch with the calls made in this pass
         of the loop."""
