@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +71,13 @@ def sshd(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
     proc.wait(timeout=10)
 
 
-def test_a_remote_over_ssh_with_a_deploy_key(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:
+def test_a_remote_over_ssh_with_a_deploy_key(
+    sshd: tuple[int, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port, key, known = sshd
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # what the gateway leaves in the temp directory
     bare = tmp_path / "remote.git"
     pygit2.init_repository(str(bare), bare=True, initial_head="main")
     user = os.environ.get("USER") or "root"
@@ -85,6 +91,11 @@ def test_a_remote_over_ssh_with_a_deploy_key(sshd: tuple[int, Path, Path], tmp_p
     other = Repository(tmp_path / "other.git", settings, remote=Remote(settings))
     other.remote.pull(other)
     assert other.files("hello")[1] == {"main.yml": MAIN}
+    home = tmp_path / ".odin" / "ssh-home"
+    assert pygit2.settings.homedir == str(home), "the host keys are checked from the gateway's own directory"
+    assert (home / ".ssh" / "known_hosts").read_text() == known.read_text()
+    assert sorted((home / ".ssh").iterdir()) == [home / ".ssh" / "known_hosts"], "two starts, one copy"
+    assert list(scratch.iterdir()) == [], "nothing left in the temp directory"
 
 
 def test_an_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,16 @@ log = logging.getLogger("odin.http.git")
 REMOTE_NAME = "origin"
 
 
-def use_known_hosts(path: Path) -> None:
-    """libgit2 checks SSH host keys against ``<home>/.ssh/known_hosts``: give it a home holding ``path``'s keys."""
-    home = Path(tempfile.mkdtemp(prefix="odin-http-ssh-"))
-    (home / ".ssh").mkdir(mode=0o700)
-    shutil.copyfile(path, home / ".ssh" / "known_hosts")
+def use_known_hosts(path: Path, home: Path) -> None:
+    """libgit2 checks SSH host keys against ``<home>/.ssh/known_hosts``: make ``home`` one holding ``path``'s keys.
+
+    ``home`` is the gateway's own (``<root>/.odin/ssh-home``), the same on every start: nothing is left behind
+    in the temp directory (a directory made there per start stayed after the process)."""
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    copy = ssh / f"known_hosts.{os.getpid()}"
+    shutil.copyfile(path, copy)
+    copy.replace(ssh / "known_hosts")  # a gateway starting beside a running one never shows it half a file
     pygit2.settings.homedir = str(home)
 
 
@@ -65,7 +70,7 @@ class Remote:
         self.url = settings.remote_url
         self._last_pull = 0.0
         if settings.ssh_known_hosts_file:
-            use_known_hosts(Path(settings.ssh_known_hosts_file))
+            use_known_hosts(Path(settings.ssh_known_hosts_file), settings.root.resolve() / ".odin" / "ssh-home")
 
     def _remote(self, repo: Any) -> pygit2.Remote:
         r: pygit2.Repository = repo.repo

@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ...settings import KubernetesSettings
 from . import transport
+from .kubeconfig import load_kube_config
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _METHOD = {
@@ -103,12 +104,12 @@ def load_api_client(settings: KubernetesSettings) -> k8s_client.ApiClient:
     """An ApiClient for the kubeconfig of ``settings`` (or the in-cluster config when it names none)."""
     cfg = k8s_client.Configuration()
     if settings.kubeconfig:
-        k8s_config.load_kube_config(settings.kubeconfig, context=settings.context or None, client_configuration=cfg)
+        load_kube_config(settings.kubeconfig, settings.context or None, cfg)
     else:
         try:
             k8s_config.load_incluster_config(client_configuration=cfg)
         except k8s_config.ConfigException:
-            k8s_config.load_kube_config(context=settings.context or None, client_configuration=cfg)
+            load_kube_config(None, settings.context or None, cfg)
     cfg.connection_pool_maxsize = max(64, settings.burst)
     return k8s_client.ApiClient(cfg)
 
