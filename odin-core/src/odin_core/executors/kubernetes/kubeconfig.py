@@ -7,7 +7,7 @@ to files under the temp directory and removes them at interpreter exit only, so 
 of their own; each is copied into a memory-only file (``memfd``, close-on-exec: no task or child process
 inherits it) that the clients open as ``/proc/self/fd/N``, and the directory is removed before the load
 returns. Files the kubeconfig names by path (``client-key: /path``) are used where they are, untouched.
-Without ``memfd_create`` (not Linux) the loader's own files are used, as before.
+Without ``memfd_create`` or ``/proc`` (not Linux) the loader's own files are used, as before.
 """
 
 from __future__ import annotations
@@ -31,25 +31,44 @@ def load_kube_config(path: str | None, context: str | None, cfg: k8s_client.Conf
         k8s_config.load_kube_config(path, context=context, client_configuration=cfg)
         return
     scratch = os.path.realpath(tempfile.mkdtemp(prefix="odin-kubeconfig-"))
+    kept = False  # a file the loader wrote that could not be moved: left to the loader's clean-up at exit
     try:
         k8s_config.load_kube_config(path, context=context, client_configuration=cfg, temp_file_path=scratch)
         for attr in _FILES:
             written = getattr(cfg, attr, None)
             if written and os.path.dirname(os.path.realpath(written)) == scratch:
                 with open(written, "rb") as f:
-                    setattr(cfg, attr, memory_file(f.read()))
+                    moved = memory_file(f.read())
+                if moved is None:
+                    kept = True
+                else:
+                    setattr(cfg, attr, moved)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def memory_file(content: bytes) -> str:
-    """A path naming a memory-only file with ``content`` for the life of this process (one per content)."""
+def memory_file(content: bytes) -> str | None:
+    """A path naming a memory-only file with ``content`` for the life of this process (one per content); None
+    where such a file cannot be made or opened by path (no ``/proc``)."""
     with _lock:
         path = _in_memory.get(content)
         if path is None:
-            fd = os.memfd_create("odin-kubeconfig", os.MFD_CLOEXEC)
+            try:
+                fd = os.memfd_create("odin-kubeconfig", os.MFD_CLOEXEC)
+            except OSError:
+                return None
             view = memoryview(content)
             while view:
                 view = view[os.write(fd, view) :]
-            path = _in_memory[content] = f"/proc/self/fd/{fd}"
+            path = f"/proc/self/fd/{fd}"
+            try:
+                with open(path, "rb") as f:
+                    readable = f.read() == content
+            except OSError:
+                readable = False
+            if not readable:
+                os.close(fd)
+                return None
+            _in_memory[content] = path
         return path
