@@ -8,6 +8,7 @@ embedded, as `make cluster-up`'s, microk8s' and kind's are.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime
 import http.server
 import ipaddress
@@ -113,7 +114,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def embedded_kubeconfig(path: Path, tls: Tls) -> Path:
+def embedded_kubeconfig(path: Path, tls: Tls, *, token: str = "") -> Path:
+    user = f"token: {token}, " if token else ""
     path.write_text(
         textwrap.dedent(f"""\
         apiVersion: v1
@@ -123,7 +125,7 @@ def embedded_kubeconfig(path: Path, tls: Tls) -> Path:
           cluster: {{server: "{tls.url}", certificate-authority-data: {_b64(tls.ca.cert)}}}
         users:
         - name: u
-          user: {{client-certificate-data: {_b64(tls.client.cert)}, client-key-data: {_b64(tls.client.key)}}}
+          user: {{{user}client-certificate-data: {_b64(tls.client.cert)}, client-key-data: {_b64(tls.client.key)}}}
         contexts:
         - name: x
           context: {{cluster: c, user: u}}
@@ -149,6 +151,33 @@ async def test_an_embedded_key_reaches_the_server_from_memory_on_both_transports
     assert tls_server.seen[before:] == ["odin-test-user", "odin-test-user"], "the client certificate was presented"
     again = load_api_client(KubernetesSettings(kubeconfig=str(kubeconfig)))
     assert again.configuration.key_file == cfg.key_file, "one memory file per content, however often it is loaded"
+
+
+async def test_a_tokens_refresh_hook_keeps_the_memory_files(tls_server: Tls, tmp_path: Path) -> None:
+    """With a token, the loader's refresh hook sets its own paths on the Configuration again at every call."""
+    kubeconfig = embedded_kubeconfig(tmp_path / "kubeconfig", tls_server, token="t0ken")
+    settings = KubernetesSettings(kubeconfig=str(kubeconfig), qps=0)
+    api = load_api_client(settings)
+    cfg = api.configuration
+    paths = (cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file)
+    for _ in range(3):
+        assert cfg.get_api_key_with_prefix("BearerToken") == "Bearer t0ken"  # runs the hook
+        assert (cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file) == paths
+    assert Path(cfg.key_file).read_bytes() == tls_server.client.key
+    client = KubeClient(api, settings)
+    assert (await client.request("get", "/version"))["gitVersion"] == "v-test"
+    assert client.request_sync("get", "/version")["gitVersion"] == "v-test"
+
+
+def test_loads_at_once_in_threads_each_get_files_that_exist(tls_server: Tls, tmp_path: Path) -> None:
+    """The loader caches its files by content across loads: one load must not be handed a file another removes."""
+    kubeconfig = embedded_kubeconfig(tmp_path / "kubeconfig", tls_server)
+    settings = KubernetesSettings(kubeconfig=str(kubeconfig))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        configs = [f.result().configuration for f in [pool.submit(load_api_client, settings) for _ in range(32)]]
+    for cfg in configs:
+        for path in (cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file):
+            assert path.startswith("/proc/self/fd/") and Path(path).is_file(), path
 
 
 LOAD_AND_DIE = """

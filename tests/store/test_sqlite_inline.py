@@ -34,7 +34,9 @@ async def test_a_runs_commit_is_written_on_the_loop_and_reads_and_large_writes_o
     lease = await create(store, "r1")
     seen = trace(store)
     loop_thread = threading.get_ident()
+    deadline = time.monotonic() + 10
     while store._queue.busy:  # the thread delivers, then looks at its queue once more before it sleeps
+        assert time.monotonic() < deadline, "the store's thread stayed busy"
         await asyncio.sleep(0.001)
 
     await store.commit(lease, None, [], [event("r1", 2)])

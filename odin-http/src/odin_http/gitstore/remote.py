@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,14 @@ def use_known_hosts(path: Path, home: Path) -> None:
     in the temp directory (a directory made there per start stayed after the process)."""
     ssh = home / ".ssh"
     ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-    copy = ssh / f"known_hosts.{os.getpid()}"
-    shutil.copyfile(path, copy)
-    copy.replace(ssh / "known_hosts")  # a gateway starting beside a running one never shows it half a file
+    fd, copy = tempfile.mkstemp(dir=ssh, prefix="known_hosts.")  # unique, even for gateways in other pid namespaces
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as known:
+            shutil.copyfileobj(known, out)
+        os.replace(copy, ssh / "known_hosts")  # a gateway starting beside a running one never shows it half a file
+    except BaseException:
+        Path(copy).unlink(missing_ok=True)
+        raise
     pygit2.settings.homedir = str(home)
 
 
