@@ -1,4 +1,4 @@
-"""Fixtures shared by the suites that talk to a real core server (tests/server, tests/clients).
+"""Fixtures shared by the suites that talk to a real core server (tests/server, tests/clients), and ``until_idle``.
 
 Each suite defines ``root``: the pipelines root with the jobs it needs. These fixtures put the
 in-process engine on it and serve it on a free loopback port.
@@ -6,18 +6,35 @@ in-process engine on it and serve it on a free loopback port.
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from odin_core.api import Odin
+from odin_core.batching import BatchThread
 from odin_core.service import Service, ServiceSettings, serve_odin
 from odin_core.settings import Settings
 
 # Real PostgreSQL and FerretDB servers: the postgres / mongo fixtures (tests/services.py).
 pytest_plugins = ["services"]
+
+
+@pytest.fixture
+def until_idle() -> Callable[[BatchThread[Any]], Awaitable[None]]:
+    """``await until_idle(batches)``: until a batch thread has delivered its last batch and seen its queue empty
+    (a call made before that joins the thread's next batch; one made after may run on the loop)."""
+
+    async def wait(batches: BatchThread[Any], timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while batches.busy:
+            assert time.monotonic() < deadline, "the batch thread stayed busy"
+            await asyncio.sleep(0.001)
+
+    return wait
 
 
 @pytest.fixture

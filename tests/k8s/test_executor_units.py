@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from odin_core.batching import BatchThread
 from odin_core.errors import PermanentError, TemporaryError
 from odin_core.executors.base import Launch
 from odin_core.executors.kubernetes import KubernetesExecutor, adoption, names
@@ -368,17 +365,19 @@ async def test_pending_reasons_are_reported_once_they_last_and_never_after_the_a
 
 def test_log_appends_make_missing_directories_and_keep_every_attempt(tmp_path) -> None:
     path = tmp_path / "run-1" / ".odin" / "logs" / "step.log"
-    L.append(path, "first ✓\n")  # the run's first capture: its directories do not exist yet
-    L.append(path, "----- attempt 2 -----\nsecond\n")
-    L.append(path, "")
+    L.append(path, "first ✓\n".encode())  # the run's first capture: its directories do not exist yet
+    L.append(path, b"----- attempt 2 -----\nsecond\n")
+    L.append(path, b"")
     assert path.read_text(encoding="utf-8") == "first ✓\n----- attempt 2 -----\nsecond\n"
     assert oct(path.stat().st_mode & 0o777) == oct(0o644 & ~_umask())
     big = "x" * (1 << 20) + "\n"
-    L.append(path, big)
+    L.append(path, big.encode())
     assert path.stat().st_size == len("first ✓\n----- attempt 2 -----\nsecond\n".encode()) + len(big)
 
 
-async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_the_file_thread(tmp_path) -> None:
+async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_the_file_thread(
+    tmp_path, until_idle
+) -> None:
     appends = L.Appends()
     try:
         path = tmp_path / "run-0" / ".odin" / "logs" / "step.log"
@@ -402,13 +401,6 @@ async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_th
     assert [p.read_text() for p in others] == [
         f"run-{i}\n" + ("again\n" if i <= appends.inline_max else "") for i in range(1, len(others) + 1)
     ]
-
-
-async def until_idle(batches: BatchThread[Any], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while batches.busy:
-        assert time.monotonic() < deadline, "the batch thread stayed busy"
-        await asyncio.sleep(0.001)
 
 
 def _umask() -> int:

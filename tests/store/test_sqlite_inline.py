@@ -30,14 +30,11 @@ def threads_of(seen: list[tuple[int, str]], word: str) -> set[int]:
     return {t for t, sql in seen if word in sql}
 
 
-async def test_a_runs_commit_is_written_on_the_loop_and_reads_and_large_writes_on_the_thread(store) -> None:
+async def test_a_runs_commit_is_written_on_the_loop_and_reads_and_large_writes_on_the_thread(store, until_idle) -> None:
     lease = await create(store, "r1")
     seen = trace(store)
     loop_thread = threading.get_ident()
-    deadline = time.monotonic() + 10
-    while store._queue.busy:  # the thread delivers, then looks at its queue once more before it sleeps
-        assert time.monotonic() < deadline, "the store's thread stayed busy"
-        await asyncio.sleep(0.001)
+    await until_idle(store._queue)  # the thread delivers, then looks at its queue once more before it sleeps
 
     await store.commit(lease, None, [], [event("r1", 2)])
     assert threads_of(seen, "INSERT INTO events") == {loop_thread}

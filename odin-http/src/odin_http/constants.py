@@ -23,6 +23,7 @@ ROLES = (ROLE_ADMIN, ROLE_USER)
 STATE_DIR = ".odin"  # under the pipelines root: the repository and the snapshots the core runs
 REPO_DIR = "repo.git"
 COMMITS_DIR = "commits"
+SSH_HOME_DIR = "ssh-home"  # the home libgit2 is given: its .ssh/known_hosts is git.ssh_known_hosts_file's copy
 TEMPLATE_SUFFIX = ".jinja2"
 MAIN_FILE = "main.yml"
 WRITE_LOCK_FILE = "odin-write.lock"

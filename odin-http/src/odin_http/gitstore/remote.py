@@ -76,7 +76,7 @@ class Remote:
         self.url = settings.remote_url
         self._last_pull = 0.0
         if settings.ssh_known_hosts_file:
-            use_known_hosts(Path(settings.ssh_known_hosts_file), settings.root.resolve() / ".odin" / "ssh-home")
+            use_known_hosts(Path(settings.ssh_known_hosts_file), settings.root.resolve() / C.STATE_DIR / C.SSH_HOME_DIR)
 
     def _remote(self, repo: Any) -> pygit2.Remote:
         r: pygit2.Repository = repo.repo

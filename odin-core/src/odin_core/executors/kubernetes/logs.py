@@ -17,7 +17,7 @@ from typing import Any
 
 import urllib3
 
-from ...batching import BatchThread, Outcome, outcome
+from ...batching import BatchThread, Outcome
 from ..local import log_path
 from .client import ApiError, KubeClient
 from .resources import PODS
@@ -60,7 +60,7 @@ Append = Callable[[Path, str], Awaitable[None]]
 
 
 async def append_in_thread(path: Path, text: str) -> None:
-    await asyncio.to_thread(append, path, text)
+    await asyncio.to_thread(append, path, text.encode())
 
 
 async def capture(
@@ -94,12 +94,7 @@ def _text(header: list[str], lines: list[str]) -> str:
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
-def append(path: Path, text: str) -> None:
-    """Blocking: append ``text`` to the file at ``path`` (made, with its directory, if missing)."""
-    append_bytes(path, text.encode())
-
-
-def append_bytes(path: Path, data: bytes) -> None:
+def append(path: Path, data: bytes) -> None:
     """Blocking: append ``data`` to the file at ``path`` (made, with its directory, if missing).
 
     One ``open`` (and no text-file layer) when the directory exists; ``makedirs`` only on a run's first
@@ -139,12 +134,12 @@ class Appends(BatchThread[None]):
 
     async def append(self, path: Path, text: str) -> None:
         data = text.encode()
-        await self.call(lambda _: append_bytes(path, data), len(data))
+        await self.call(lambda _: append(path, data), len(data))
 
     def run_inline(self, items: list[tuple[Callable[[None], Any], asyncio.Future[Any], Any]]) -> list[Outcome] | None:
         if sum(size for _, _, size in items) > INLINE_BYTES:
             return None
-        return [outcome(future, fn, None) for fn, future, _ in items]
+        return self.run_batch(items)  # the same calls, on the loop
 
 
 def read_file(path: Path, tail: int | None) -> list[str]:
