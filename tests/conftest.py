@@ -1,4 +1,5 @@
-"""Fixtures shared by the suites that talk to a real core server (tests/server, tests/clients), and ``until_idle``.
+"""Fixtures shared by the suites that talk to a real core server (tests/server, tests/clients), ``until_idle``
+and ``small_disk``.
 
 Each suite defines ``root``: the pipelines root with the jobs it needs. These fixtures put the
 in-process engine on it and serve it on a free loopback port.
@@ -7,9 +8,12 @@ in-process engine on it and serve it on a free loopback port.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import subprocess
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,47 @@ from odin_core.settings import Settings
 
 # Real PostgreSQL and FerretDB servers: the postgres / mongo fixtures (tests/services.py).
 pytest_plugins = ["services"]
+
+
+class SmallDisk:
+    """A real file system of its own (a tmpfs of ``size`` bytes) that the test fills and frees: ENOSPC as a full
+    disk gives it, to every process that writes there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.filler = path / "filler"
+
+    def fill(self) -> None:
+        """Write until the file system refuses (ENOSPC): then no process can add a page to it."""
+        with open(self.filler, "ab") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        assert os.statvfs(self.path).f_bavail == 0
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 16 MiB tmpfs mounted at ``tmp_path/disk`` (mounting needs root, as CI has), unmounted at the end."""
+    from services import unavailable
+
+    path = tmp_path / "disk"
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        unavailable(f"cannot mount a tmpfs for the full-disk tests (run them as root): {done.stderr.strip()}")
+    try:
+        yield SmallDisk(path)
+    finally:  # lazily: a process the test left (a failure) may still hold a file there
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from .dag import DagState, SubmitRetry
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, OdinError
 from .executors.base import Executor
 from .hub import Hub, Lagged
 from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord
@@ -102,7 +102,9 @@ class Engine:
                 held = await self.store.renew(self.owner, began)
             except Exception as e:
                 since = loop.time() - last_ok
-                log.warning("heartbeat: could not renew leases for %.1fs: %r", since, e)
+                log.warning(
+                    "heartbeat: could not renew leases for %.1fs: %s", since, e if isinstance(e, OdinError) else repr(e)
+                )
                 if since >= self.settings.lease_grace * self.settings.takeover_after_s and self._workers:
                     log.error("heartbeat: leases not renewed for %.1fs: letting go of every run", since)
                     self._let_go(list(self._workers.values()))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import constants as C
-from ..errors import InvalidRequest, PermanentError
+from ..errors import InvalidRequest, PermanentError, TemporaryError
 from ..model import AttemptUpdate, TaskRecord, TaskStatus
 from ..paths import confined
 from ..settings import LocalSettings
@@ -175,6 +175,11 @@ class LocalExecutor(Executor):
             raise PermanentError(rest)
         if word not in ("started", "taken", "stopped"):  # no answer: it died, before or after its claim
             state = await asyncio.to_thread(read_state, files)
+            if state.claim is None and await asyncio.to_thread(_disk_full, files.dir):
+                # nothing started (the claim is what starts an attempt): safe to submit again once there is space
+                raise TemporaryError(
+                    f"the disk holding {run_path} is full: {t.name!r} starts once space is freed", delay_s=5.0
+                )
             if state.claim is None:
                 raise PermanentError(f"the local supervisor did not start {t.name!r}; see `odin logs {launch.task_id}`")
         return await self._attach(key, files)
@@ -332,6 +337,14 @@ def _prepare(launch: Launch, files: AttemptFiles, out_file: Path, log_file: Path
         d.mkdir(parents=True, exist_ok=True)
     work = Path(launch.work_path) if launch.work_path else None
     return work if work is not None and work.is_dir() else Path(launch.task_path)
+
+
+def _disk_full(path: Path) -> bool:
+    """No block left on the file system of ``path`` for this user (root's reserve aside)."""
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _end_unsupervised(rec: TaskRecord) -> bool:

@@ -26,6 +26,7 @@ costs 8-20 ms on the reference machine; see ``bench/local_start_latency.py``). L
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import sys
@@ -38,6 +39,8 @@ except ImportError:  # pragma: no cover (not CPython)
 
 _END_ROUNDS = 50  # passes over /proc when ending a session (children forked while we kill)
 _END_PAUSE_S = 0.01  # between passes: let SIGKILLed processes die
+_FULL_PAUSE_S = 1.0  # between two tries of a record's write while the disk is full
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ProcStat:
@@ -110,11 +113,27 @@ def _json_value(v: object) -> str:
 
 
 def write_record(path: str, data: dict[str, object]) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same directory, then rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same directory, then rename).
+
+    On a full disk (or quota) it is tried again every second until it is written: the records are how the
+    core knows the task's process and how it ended, so the attempt waits for space (and its task, already
+    started or ended, is neither left unrecorded nor run again)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(to_json(data))
-    os.replace(tmp, path)
+    text = to_json(data)
+    while True:
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+            return
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            time.sleep(_FULL_PAUSE_S)
 
 
 def claim(path: str, data: dict[str, object]) -> bool:

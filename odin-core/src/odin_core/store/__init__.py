@@ -33,7 +33,8 @@ def make_store(url: str, settings: StoreSettings | None = None) -> JobStore:
     if scheme == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite://").removeprefix("sqlite:"))
+        path = url.removeprefix("sqlite://").removeprefix("sqlite:")
+        return SqliteStore("/" + path.lstrip("/") if path.startswith("//") else path)  # sqlite:////abs too
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 

@@ -86,6 +86,13 @@ def _is_busy(e: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _cannot_write(e: sqlite3.Error) -> bool:
+    """A full disk (SQLITE_FULL) or a failed read or write of the file (SQLITE_IOERR, extended codes too): the
+    file system's state, which freeing space or fixing the disk ends, not the request's."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+
+
 def _glob(pattern: str) -> str:
     """fnmatch's ``[!...]`` is SQLite GLOB's ``[^...]``; the rest means the same."""
     return pattern.replace("[!", "[^")
@@ -132,6 +139,9 @@ class SqliteStore(JobStore):
             try:
                 return await op()
             except sqlite3.OperationalError as e:
+                if _cannot_write(e):  # the engine waits and tries again: runs pause where they are, none fails
+                    why = f"the SQLite store {self.path} cannot write: {e}"
+                    raise TemporaryError(f"{why}; free space on its disk (runs wait, then go on)", delay_s=2.0) from e
                 if not _is_busy(e):
                     raise
                 if loop.time() > give_up:
