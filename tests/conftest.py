@@ -37,17 +37,22 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Write until the file system refuses (ENOSPC): then no process can add a page to it."""
-        with open(self.filler, "ab") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)  # the last one written in part, then refused
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        finally:
+            os.close(fd)
         assert os.statvfs(self.path).f_bavail == 0
 
     def free(self) -> None:
         self.filler.unlink()
+
+    def make_room(self, nbytes: int) -> None:
+        """Free ``nbytes`` of a filled disk (the filler is cut short by that much)."""
+        os.truncate(self.filler, self.filler.stat().st_size - nbytes)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from executor_support import Harness, fails, lasts, outputs, task, wait_no_objects
+from executor_support import WAIT_S, Harness, fails, lasts, outputs, task, wait_no_objects
 from kubernetes import client
 from odin_core.errors import PermanentError
 from odin_core.executors.kubernetes import logs as L
@@ -132,6 +132,34 @@ async def test_logs_outlive_the_pod_and_events_explain_it(harness, kube, namespa
     lines = [line async for line in harness.executor.logs(record)]
     assert any("odin fake container" in line for line in lines)
     assert [line async for line in harness.executor.logs(record, lines=1)] == lines[-1:]
+
+
+async def test_a_full_disk_under_the_captured_logs_holds_the_end_until_the_log_is_written(
+    kube, namespace, small_disk, caplog
+):
+    """Before: the append's ENOSPC was logged as a traceback and the task reported done with its log lost."""
+    h = Harness(kube.kubeconfig, namespace, small_disk.path / "data", pending_timeout_s=60)
+    try:
+        small_disk.fill()
+        await h.executor.submit(h.launch(task("logged")))
+        await h.wait("logged", [TaskStatus.RUNNING])
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while "is full" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, "no warning about the full disk"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)  # two more tries of the write, refused
+        assert [u.status for u in h.of("logged") if u.status.is_terminal] == []
+        assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+        pods = await asyncio.to_thread(client.CoreV1Api(kube.api_client).list_namespaced_pod, namespace)
+        assert [p.metadata.name for p in pods.items] != []  # not removed before its log is kept
+        small_disk.free()
+        done = await h.wait("logged")
+        assert done.status is TaskStatus.SUCCEEDED
+        log_text = (h.data / RUN / ".odin" / "logs" / "logged.log").read_text()
+        assert log_text.count("odin fake container started") == 1, log_text  # written once, whole
+        assert log_text.endswith("odin fake container finished\n")
+    finally:
+        await h.executor.close()
 
 
 async def test_multi_pod_logs_are_prefixed_by_pod(harness):

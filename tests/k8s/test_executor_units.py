@@ -375,6 +375,21 @@ def test_log_appends_make_missing_directories_and_keep_every_attempt(tmp_path) -
     assert path.stat().st_size == len("first ✓\n----- attempt 2 -----\nsecond\n".encode()) + len(big)
 
 
+def test_a_log_append_cut_short_by_a_full_disk_leaves_the_file_as_it_was(small_disk) -> None:
+    path = small_disk.path / "run-1" / ".odin" / "logs" / "step.log"
+    L.append(path, b"before\n")
+    small_disk.fill()
+    small_disk.make_room(256 * 1024)
+    big = b"x" * (1 << 20) + b"\n"
+    with pytest.raises(OSError) as refused:
+        L.append(path, big)  # a quarter of it fits: written, then cut back off
+    assert L.disk_full(refused.value)
+    assert path.read_bytes() == b"before\n"
+    small_disk.free()
+    L.append(path, big)  # tried again: once, whole
+    assert path.read_bytes() == b"before\n" + big
+
+
 async def test_small_log_appends_are_written_on_the_loop_and_large_or_many_on_the_file_thread(
     tmp_path, until_idle
 ) -> None:

@@ -44,6 +44,10 @@ PENDING_REPORT_S = 1.0
 """A reason an attempt is pending for is reported once it has lasted this long (an attempt that starts
 at once costs no write per reason it passed through); RUNNING, the end, and failures are reported at once."""
 Decorate = Callable[[Launch], dict[str, dict[str, str]]]
+FULL_PAUSE_S = 1.0
+"""Between two tries of a captured log's write while its disk is full."""
+FULL_WARN_EVERY_S = 60.0
+"""A full disk under the captured logs is warned about when first met, then once a minute while it lasts."""
 
 
 class KubernetesExecutor(Reading):
@@ -327,9 +331,29 @@ class KubernetesExecutor(Reading):
 
     async def _append(self, path: Path, text: str) -> None:
         """Append to a captured log (appends of one loop pass are one batch: on the loop when small, else the
-        executor's file thread)."""
+        executor's file thread). A full disk is waited out: the attempt's end is reported, and its objects
+        removed, once its log is written (so the log is not lost, and the run pauses as on the store's full disk)."""
         self._files = self._files or L.Appends()
-        await self._files.append(path, text)
+        waited = 0.0
+        while True:
+            try:
+                await self._files.append(path, text)
+            except OSError as e:
+                if not L.disk_full(e):
+                    raise
+                if waited % FULL_WARN_EVERY_S == 0:
+                    log.warning(
+                        "the disk holding %s is full (%s): the captured log waits to be written, and the task's end "
+                        "to be reported; free space there and it goes on",
+                        path,
+                        e.strerror,
+                    )
+                await asyncio.sleep(FULL_PAUSE_S)
+                waited += FULL_PAUSE_S
+                continue
+            if waited:
+                log.warning("the captured log %s is written after %.0f s of a full disk", path, waited)
+            return
 
     # -- adopting, letting go, forgetting -------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -98,7 +99,8 @@ def append(path: Path, data: bytes) -> None:
     """Blocking: append ``data`` to the file at ``path`` (made, with its directory, if missing).
 
     One ``open`` (and no text-file layer) when the directory exists; ``makedirs`` only on a run's first
-    capture. Mode 0644, as the local executor's task logs."""
+    capture. Mode 0644, as the local executor's task logs. All or nothing: a write that fails part way (a
+    full disk) is cut back off, so the same append can be tried again without doubling what got through."""
     try:
         fd = os.open(path, _APPEND, 0o644)
     except FileNotFoundError:
@@ -106,10 +108,26 @@ def append(path: Path, data: bytes) -> None:
         fd = os.open(path, _APPEND, 0o644)
     try:
         view = memoryview(data)
+        start = -1
         while view:
-            view = view[os.write(fd, view) :]
+            try:
+                view = view[os.write(fd, view) :]
+            except OSError:
+                if start >= 0:
+                    os.ftruncate(fd, start)
+                raise
+            if start < 0 and view:  # only a write cut short needs the size it started from
+                start = os.fstat(fd).st_size - (len(data) - len(view))
     finally:
         os.close(fd)
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+"""Errors of a write to a full disk (or one over its quota): waited out, never lost."""
+
+
+def disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in FULL
 
 
 INLINE_BYTES = 64 * 1024
