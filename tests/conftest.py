@@ -8,9 +8,6 @@ in-process engine on it and serve it on a free loopback port.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
-import subprocess
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from disks import SmallDisk, mounted_small_disk
 from odin_core.api import Odin
 from odin_core.batching import BatchThread
 from odin_core.service import Service, ServiceSettings, serve_odin
@@ -27,50 +25,11 @@ from odin_core.settings import Settings
 pytest_plugins = ["services"]
 
 
-class SmallDisk:
-    """A real file system of its own (a tmpfs of ``size`` bytes) that the test fills and frees: ENOSPC as a full
-    disk gives it, to every process that writes there."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.filler = path / "filler"
-
-    def fill(self) -> None:
-        """Write until the file system refuses (ENOSPC): then no process can add a page to it."""
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        try:
-            while True:
-                os.write(fd, b"\0" * 65536)  # the last one written in part, then refused
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
-        finally:
-            os.close(fd)
-        assert os.statvfs(self.path).f_bavail == 0
-
-    def free(self) -> None:
-        self.filler.unlink()
-
-    def make_room(self, nbytes: int) -> None:
-        """Free ``nbytes`` of a filled disk (the filler is cut short by that much)."""
-        os.truncate(self.filler, self.filler.stat().st_size - nbytes)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """A 16 MiB tmpfs mounted at ``tmp_path/disk`` (mounting needs root, as CI has), unmounted at the end."""
-    from services import unavailable
-
-    path = tmp_path / "disk"
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs for the full-disk tests (run them as root): {done.stderr.strip()}")
-    try:
-        yield SmallDisk(path)
-    finally:  # lazily: a process the test left (a failure) may still hold a file there
-        subprocess.run(["umount", "-l", str(path)], check=False)
+    """A 16 MiB tmpfs mounted at ``tmp_path/disk``."""
+    with mounted_small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 @pytest.fixture

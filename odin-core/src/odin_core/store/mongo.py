@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from ..errors import Conflict, UpstreamError
 from ..model import Event, RunRecord, TaskRecord
@@ -49,6 +49,18 @@ DUPLICATE_KEY = 11000
 _RUN_FIELDS = {"record": 1, "owner": 1, "status": 1}
 
 TRANSIENT: tuple[type[BaseException], ...] = (ConnectionFailure,)  # AutoReconnect, timeouts, server selection
+_FULL_DISK = ("database or disk is full", "no space left on device", "disk quota exceeded")
+"""How a server says that its disk is full: FerretDB passes its backend's error on (SQLite's SQLITE_FULL, the
+kernel's ENOSPC through PostgreSQL) as an InternalError with that text; MongoDB itself stops, and is unreachable."""
+
+
+def out_of_space(e: BaseException) -> bool:
+    """A server refusing a write for lack of disk: waited out like an unreachable one (runs pause, then go on)."""
+    if not isinstance(e, OperationFailure):
+        return False
+    text = str((e.details or {}).get("errmsg") or e).lower()
+    return any(words in text for words in _FULL_DISK)
+
 
 _INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     "runs": [
@@ -90,7 +102,7 @@ class MongoStore(MongoLeases, JobStore):
     def __init__(self, url: str, settings: StoreSettings | None = None) -> None:
         self.url = url
         self.settings = settings or StoreSettings()
-        self.retry = Retrying(f"MongoDB store {redact(url)}", self.settings, TRANSIENT)
+        self.retry = Retrying(f"MongoDB store {redact(url)}", self.settings, TRANSIENT, out_of_space)
         self._client: AsyncMongoClient | None = None
         self._db: Any = None
         self._copied: dict[str, list[int]] = {}  # run -> events copied to ``events``, still in its outbox
