@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import fs_inodes
 from _common import cpu_s, percentile, sys_s
 from odin_core.engine import Engine
 from odin_core.executors.base import Launch
@@ -479,6 +480,11 @@ async def main() -> None:
     ap.add_argument(
         "--rounds", type=int, default=1, help="run floor and Odin this many times, alternately; report the medians"
     )
+    ap.add_argument(
+        "--data",
+        metavar="DIR",
+        help="where each side's temporary directory (store, run data) is made (default: TMPDIR)",
+    )
     args = ap.parse_args()
     kubeconfig = cluster_kubeconfig(args.kubeconfig)
     base = KubernetesSettings(kubeconfig=kubeconfig, qps=args.qps, burst=args.burst)
@@ -492,6 +498,7 @@ async def main() -> None:
         f"burst {args.burst}, pod run time {args.duration}, log capture {'on' if args.capture_logs else 'off'}, "
         f"namespace {ns}"
     )
+    data = Path(args.data or tempfile.gettempdir())
     settings = KubernetesSettings(
         kubeconfig=kubeconfig,
         namespace=ns,
@@ -507,7 +514,7 @@ async def main() -> None:
         if args.only == "odin":
             return Result()
         limited = KubeClient(load_api_client(base), base)  # a fresh client each round, as Odin's
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=data) as tmp:
             floor = Floor(limited, settings, task, Path(tmp))
             result = await asyncio.wait_for(floor.run(n, args.rate, plane), args.timeout)
         await limited.aclose()
@@ -517,7 +524,7 @@ async def main() -> None:
         if args.only == "floor":
             return Result()
         decoding = DecodeTimer() if args.time_decode else None
-        with tempfile.TemporaryDirectory() as tmp, decoding or contextlib.nullcontext():
+        with tempfile.TemporaryDirectory(dir=data) as tmp, decoding or contextlib.nullcontext():
             side = odin(settings, task, n, args.rate, Path(tmp), plane, args.store, args.profile)
             result = await asyncio.wait_for(side, args.timeout)
         if decoding is not None:
@@ -540,6 +547,13 @@ async def main() -> None:
     if len(rounds) > 1:
         report_rounds(n, rounds)
     report(args, median([f for f, _ in rounds]), median([o for _, o in rounds]), len(rounds))
+    # Timed last (it makes and removes files there, which would slow the next inode allocations of a round): a
+    # captured log's first write makes 3 directories and a file, which costs far more on some file systems.
+    costs = fs_inodes.measure(data, 200, churn=False)
+    print(
+        f"data under {data}: a mkdir costs {costs['mkdir']:.0f} µs of CPU there, a file's creation "
+        f"{costs['create']:.0f} µs, an append {costs['append']:.0f} µs (bench/fs_inodes.py, after the rounds)"
+    )
 
 
 if __name__ == "__main__":
