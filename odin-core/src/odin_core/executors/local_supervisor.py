@@ -43,6 +43,12 @@ _FULL_PAUSE_S = 1.0  # between two tries of a record's write while the disk is f
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+def disk_full(e: BaseException) -> bool:
+    """A write refused because its disk is full (or over its quota): waited out, never lost (here and in the
+    Kubernetes executor's log captures)."""
+    return isinstance(e, OSError) and e.errno in _FULL
+
+
 class ProcStat:
     """What ``/proc/<pid>/stat`` says about a process."""
 
@@ -127,7 +133,7 @@ def write_record(path: str, data: dict[str, object]) -> None:
             os.replace(tmp, path)
             return
         except OSError as e:
-            if e.errno not in _FULL:
+            if not disk_full(e):
                 raise
             try:
                 os.unlink(tmp)

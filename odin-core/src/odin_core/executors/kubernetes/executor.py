@@ -23,6 +23,7 @@ from ...settings import KubernetesSettings
 from ...spec.model import TaskSpec
 from ...tasks import TaskSet
 from ..base import Launch
+from ..local_supervisor import disk_full
 from . import adoption
 from . import logs as L
 from .attempts import Attempt, AttemptIndex, Endings
@@ -339,7 +340,7 @@ class KubernetesExecutor(Reading):
             try:
                 await self._files.append(path, text)
             except OSError as e:
-                if not L.disk_full(e):
+                if not disk_full(e):
                     raise
                 if waited % FULL_WARN_EVERY_S == 0:
                     log.warning(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -120,14 +119,6 @@ def append(path: Path, data: bytes) -> None:
                 start = os.fstat(fd).st_size - (len(data) - len(view))
     finally:
         os.close(fd)
-
-
-FULL = (errno.ENOSPC, errno.EDQUOT)
-"""Errors of a write to a full disk (or one over its quota): waited out, never lost."""
-
-
-def disk_full(e: BaseException) -> bool:
-    return isinstance(e, OSError) and e.errno in FULL
 
 
 INLINE_BYTES = 64 * 1024
