@@ -166,6 +166,7 @@ class Result:
     requests: dict[str, int] = field(default_factory=dict)
     events: int = 0  # Odin: events recorded in the store, all runs together
     commits: int = 0  # Odin: store commits (fenced writes of a run's transitions) over the window
+    reasons: int = 0  # Odin: of them, those recording only why a pending attempt still waits (its reason changed)
     threads: dict[str, float] = field(default_factory=dict)  # Odin: CPU seconds of each thread over the window
     server: dict[str, float] = field(default_factory=dict)  # CPU seconds of each control-plane process, same window
     server_cpu_s: float = 0.0  # their sum (in a median of rounds: the median of the rounds' sums)
@@ -313,13 +314,14 @@ async def odin(
             bound(update)
 
     executor._report = record
-    commits = 0
+    commits = reasons = 0
     commit = store.commit
 
-    async def counted(*args: Any, **kw: Any) -> None:
-        nonlocal commits
+    async def counted(lease: Any, run: Any, tasks: Any, events: Any, *args: Any, **kw: Any) -> None:
+        nonlocal commits, reasons
         commits += 1
-        await commit(*args, **kw)
+        reasons += run is None and bool(tasks) and all(t.status is TaskStatus.PENDING and t.message for t in tasks)
+        await commit(lease, run, tasks, events, *args, **kw)
 
     store.commit = counted  # type: ignore[method-assign]
     spec = PipelineSpec(JOB, (task,), job=JOB)
@@ -354,7 +356,7 @@ async def odin(
     result.done = sum(s is RunStatus.DONE for s in statuses)
     result.requests = executor.api_requests
     result.events = sum([await store.last_seq(run_id) for run_id in submitted])
-    result.commits = commits
+    result.commits, result.reasons = commits, reasons
     await engine.close()
     await executor.close()
     await store.close()
@@ -391,6 +393,7 @@ def median(results: list[Result]) -> Result:
         requests={k: round(mid([r.requests.get(k, 0) for r in results])) for k in results[-1].requests},
         events=round(mid([r.events for r in results])),
         commits=round(mid([r.commits for r in results])),
+        reasons=round(mid([r.reasons for r in results])),
         threads={k: mid([r.threads.get(k, 0.0) for r in results]) for k in {k for r in results for k in r.threads}},
         server={k: mid([r.server.get(k, 0.0) for r in results]) for k in {k for r in results for k in r.server}},
         server_cpu_s=mid([r.server_cpu_s for r in results]),
@@ -435,7 +438,10 @@ def report(args: argparse.Namespace, f: Result, o: Result, rounds: int = 1) -> N
     req = {k: v for k, v in o.requests.items()}
     per_task = sum(v for k, v in req.items() if k in ("create", "delete", "get")) / n
     print(f"odin runs DONE: {o.done}/{n}; odin API requests: {req} ({per_task:.2f} create/get/delete per pipeline)")
-    print(f"odin events recorded: {o.events / n:.1f} per pipeline; store commits: {o.commits / n:.1f} per pipeline")
+    print(
+        f"odin events recorded: {o.events / n:.1f} per pipeline; store commits: {o.commits / n:.1f} per pipeline, "
+        f"{o.reasons / n:.2f} of them a pending attempt's new reason (reported once it has lasted 1 s)"
+    )
     for side, r in (("floor", f), ("odin", o)):
         if r.server:
             parts = ", ".join(f"{k} {v / n * 1000:.2f}" for k, v in sorted(r.server.items(), key=lambda x: -x[1]))
