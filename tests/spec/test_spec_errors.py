@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -343,3 +344,28 @@ def test_job_outside_root(write_job: WriteJob, tmp_path: Path) -> None:
 def test_recursive_alias(problems_of: Check) -> None:
     (problem,) = problems_of("a: &a [*a]\ntasks: []\n")
     assert "alias" in problem.message or "YAML" in problem.message
+
+
+def _laughs(levels: int) -> str:
+    """Nested aliases, ten uses a level ("billion laughs"): 10**levels values from a few hundred bytes."""
+    lines = ["x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\ntasks:\n" + T
+
+
+def test_an_alias_bomb_is_refused_at_once(problems_of: Check) -> None:
+    """Before the budget, this took gigabytes and never finished (the server's VALIDATE of it among them)."""
+    started = time.monotonic()
+    (problem,) = problems_of(_laughs(9))
+    assert (problem.line, problem.column, problem.field) == (5, 1, "x4")  # where the budget ran out
+    assert "YAML aliases repeat more than 100,000 values" in problem.message
+    assert time.monotonic() - started < 5
+
+
+def test_aliases_within_the_budget_still_load(write_job: WriteJob) -> None:
+    """Merges that nest (PyYAML merges each key once) and an anchor used by every task are not bombs."""
+    merges = [f"m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}" for i in range(1, 40)]
+    assert validate_pipeline(write_job("m0: &m0 {k0: 1}\n" + "\n".join(merges) + "\ntasks:\n" + T)) == []
+    tasks = "".join(f"  - {{<<: *base, name: t{i}}}\n" for i in range(2000))
+    spec = load_pipeline(write_job(f"base: &base {{image: img, command: run, args: [a, b, c]}}\ntasks:\n{tasks}"))
+    assert len(spec.tasks) == 2000 and spec.tasks[-1].args == ("a", "b", "c")

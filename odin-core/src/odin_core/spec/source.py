@@ -17,6 +17,10 @@ from ..errors import Problem
 
 FieldPath = tuple[str | int, ...]
 Mark = tuple[int, int]  # 1-based line, column
+MAX_REPEATED_NODES = 100_000
+"""Nodes that aliases (``<<:`` merges among them) may repeat in one document, all together: a file of a few hundred bytes
+whose aliases nest ("billion laughs") would otherwise expand to billions of values and take the memory of the
+process reading it. Each use of an alias counts the nodes it repeats."""
 
 
 def format_path(path: FieldPath) -> str:
@@ -91,6 +95,15 @@ def parse_source(text: str, file: str) -> Source | list[Problem]:
         return [Problem(file, 1, 1, "", f"invalid YAML: {e}")]
     except _Recursive as e:
         return [source.problem(e.path, "a YAML alias refers to a node that contains it")]
+    except _TooBig as e:
+        return [
+            source.problem(  # at the top-level key holding it (deeper paths run through the aliased text)
+                e.path[:1],
+                f"YAML aliases repeat more than {MAX_REPEATED_NODES:,} values here",
+                "write the repeated parts out, or nest fewer aliases in each other",
+                key=True,
+            )
+        ]
     finally:
         loader.dispose()
     return source
@@ -122,6 +135,11 @@ class _Recursive(Exception):
         self.path = path
 
 
+class _TooBig(Exception):
+    def __init__(self, path: FieldPath) -> None:
+        self.path = path
+
+
 class _Walker:
     """Builds plain data from nodes while filling the source's position tables."""
 
@@ -129,8 +147,16 @@ class _Walker:
         self.loader = loader
         self.source = source
         self.active: set[int] = set()  # nodes on the current path, to catch recursive aliases
+        self.walked: set[int] = set()  # nodes met once; meeting one again (an alias) counts against the budget
+        self.repeated = 0
 
     def value(self, node: yaml.Node, path: FieldPath) -> Any:
+        if id(node) in self.walked:
+            self.repeated += 1
+            if self.repeated > MAX_REPEATED_NODES:
+                raise _TooBig(path)
+        else:
+            self.walked.add(id(node))
         self.source.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             self.source.raw[path] = node.value
@@ -157,3 +183,4 @@ class _Walker:
             self.source.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.value(value_node, child)
         return out
+
