@@ -18,9 +18,9 @@ from ..errors import Problem
 FieldPath = tuple[str | int, ...]
 Mark = tuple[int, int]  # 1-based line, column
 MAX_REPEATED_NODES = 100_000
-"""Nodes that aliases (``<<:`` merges among them) may repeat in one document, all together: a file of a few hundred bytes
-whose aliases nest ("billion laughs") would otherwise expand to billions of values and take the memory of the
-process reading it. Each use of an alias counts the nodes it repeats."""
+"""Nodes that aliases (``<<:`` merges among them) may repeat in one document, all together: a file of a few
+hundred bytes whose aliases nest ("billion laughs") would otherwise expand to billions of values and take the
+memory of the process reading it. Each use of an alias counts the nodes it repeats."""
 
 
 def format_path(path: FieldPath) -> str:
@@ -183,4 +183,3 @@ class _Walker:
             self.source.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.value(value_node, child)
         return out
-
