@@ -48,6 +48,14 @@ JOBS = {
         tasks:
           - {{name: tag, image: busybox, command: {PY}, args: ["-c", "pass"]}}
         """,
+    "chatty": f"""
+        name: chatty
+        tasks:
+          - name: talk
+            image: busybox
+            command: {PY}
+            args: ["-c", "import sys; sys.stdout.write(('x' * 99 + chr(10)) * 150000)"]
+        """,
     "team/bad": """
         name: bad
         tasks:

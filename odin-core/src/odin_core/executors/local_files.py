@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,13 +159,66 @@ def attempt_header(attempt: int) -> str:
     return f"{ATTEMPT_HEADER_START} {attempt} -----\n" if attempt > 1 else ""
 
 
-def read_text(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
+READ_CHUNK = 1 << 20
+"""A log is read this much at a time: a reader's memory stays bounded however long the log is, and the loop gets a
+turn between two chunks."""
+FOLLOW_POLL_S = 0.1  # `logs -f`: how often a quiet log file is read again
 
 
-def read_from(path: Path, offset: int) -> bytes:
-    if not path.exists():
+def read_from(path: Path, offset: int, limit: int = READ_CHUNK) -> bytes:
+    """At most ``limit`` bytes of the file from ``offset`` (nothing if the file is missing)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; a missing file is no error)
+    except FileNotFoundError:
         return b""
-    with open(path, "rb") as f:
+    with f:
         f.seek(offset)
-        return f.read()
+        return f.read(limit)
+
+
+def tail_offset(path: Path, lines: int) -> int:
+    """Where the file's last ``lines`` lines begin (a last line without its newline counts), read backwards in
+    chunks: ``logs --lines 20`` of a log of gigabytes reads its end, not all of it. 0 for a missing file."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return 0
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        if pos:
+            f.seek(pos - 1)
+            pos -= f.read(1) == b"\n"  # a final newline ends the last line, it starts no new one
+        need = lines
+        while pos > 0:
+            start = max(0, pos - READ_CHUNK)
+            f.seek(start)
+            block = f.read(pos - start)
+            end = len(block)
+            while (end := block.rfind(b"\n", 0, end)) >= 0:
+                need -= 1
+                if need == 0:
+                    return start + end + 1
+            pos = start
+    return 0
+
+
+async def file_lines(
+    path: Path, offset: int = 0, until: Callable[[], Awaitable[bool]] | None = None
+) -> AsyncIterator[str]:
+    """The file's lines from ``offset``, read a chunk at a time off the loop. At its end: with ``until``, wait for
+    more (polled) until ``until()`` says the writer is done; without it, stop (a last line without its newline
+    is yielded at the end)."""
+    buf = b""
+    while True:
+        chunk = await asyncio.to_thread(read_from, path, offset)
+        offset += len(chunk)
+        buf += chunk
+        *done, buf = buf.split(b"\n")
+        for line in done:
+            yield line.decode(errors="replace")
+        if not chunk:
+            if until is None or await until():
+                if buf:
+                    yield buf.decode(errors="replace")
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)

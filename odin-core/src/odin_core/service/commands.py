@@ -7,6 +7,8 @@ the server answer ERROR with that error's code.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +98,13 @@ async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
     yield OK, run.run_id
     if isinstance(payload, dict) and payload.get("watch") is False:
         return
+    submitting: set[tuple[str, Any]] = set()  # an attempt's PENDING events after the first add no line
     async for ev in s.odin.watch(run.run_id):
+        if ev.kind == "task" and ev.status == "PENDING":
+            attempt = (ev.task, ev.data.get("attempt"))
+            if attempt in submitting:
+                continue
+            submitting.add(attempt)
         line = progress_line(ev)
         if line:
             yield OK, line
@@ -105,13 +113,15 @@ async def start(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 async def status(s: Session, payload: Any) -> AsyncIterator[Reply]:
     """Legacy entries carry exactly the first Odin's fields; ``"odin": true`` adds each run's full record."""
+    if payload is not None and not isinstance(payload, str | dict):
+        raise InvalidRequest('"request" of STATUS is a pattern (a string) or an object {"pattern"?: ...}')
     pattern = i.text(i.field(payload, "pattern", required=False) or "", "a STATUS pattern")
     full = i.flag(payload, "odin")
     page: dict[str, Any] = {}
     if full and isinstance(payload, dict):  # new clients page in the store: {"limit", "offset", "active_only"}
         if payload.get("limit") is not None:
-            page["limit"] = i.seq(payload["limit"], '"limit"')
-        page["offset"] = i.seq(payload.get("offset", 0), '"offset"')
+            page["limit"] = i.seq(payload["limit"], "limit")
+        page["offset"] = i.seq(payload.get("offset", 0), "offset")
         page["active_only"] = i.flag(payload, "active_only")
     yield OK, [status_entry(v, full=full) for v in await s.odin.status(pattern, **page)]
 
@@ -125,6 +135,8 @@ async def data(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 async def events(s: Session, payload: Any) -> AsyncIterator[Reply]:
     resource = i.resource(i.field(payload, "resource"))
+    if isinstance(payload, dict) and payload.get("namespace"):  # not used (events come from the run's own), but checked
+        i.namespace(payload["namespace"])
     own = await s.odin.events(resource)
     cluster = await s.odin.cluster_events(resource)
     if i.flag(payload, "odin"):
@@ -143,8 +155,42 @@ async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
         async for line in s.odin.logs(resource, follow=True, lines=lines, namespace=namespace):
             yield OK, line
     else:
-        yield OK, "\n".join([line async for line in s.odin.logs(resource, lines=lines, namespace=namespace)])
+        yield OK, await log_reply(s.odin.logs(resource, lines=lines, namespace=namespace))
     yield END, resource
+
+
+MAX_LOG_REPLY_BYTES = (1 << 20) - (8 << 10)
+"""A LOGS reply without follow holds at most this much of the log (as JSON text), its last lines: a client's frame
+limit is 1 MiB by default (the websockets library's), and a longer reply would close its connection."""
+
+
+async def log_reply(lines: AsyncIterator[str]) -> str:
+    """The last lines of ``lines`` that fit in a reply, under a line saying how many were left out (memory: one
+    reply's worth, however long the log)."""
+    kept: deque[str] = deque()
+    sizes: deque[int] = deque()
+    size = skipped = 0
+    async for line in lines:
+        kept.append(line)
+        sizes.append(_json_size(line))
+        size += sizes[-1]
+        while size > MAX_LOG_REPLY_BYTES:
+            kept.popleft()
+            size -= sizes.popleft()
+            skipped += 1
+    if skipped:
+        kept.appendleft(
+            f"(the log's first {skipped:,} lines are left out: a reply holds its last {MAX_LOG_REPLY_BYTES >> 10:,} "
+            "KiB at most; follow the log to stream every line, or ask for fewer lines)"
+        )
+    return "\n".join(kept)
+
+
+def _json_size(line: str) -> int:
+    """The characters ``line`` takes in a reply's JSON, with the newline that joins it to the next."""
+    if line.isascii() and line.isprintable():
+        return len(line) + line.count('"') + line.count("\\") + 2
+    return len(json.dumps(line))  # its quotes stand for the newline's two characters
 
 
 async def show(s: Session, payload: Any) -> AsyncIterator[Reply]:
@@ -221,6 +267,8 @@ async def cancel(s: Session, payload: Any) -> AsyncIterator[Reply]:
     task = s.streams.get(str(payload))
     if task is None:
         raise NotFound(f"no stream with id {payload!r} on this connection")
+    if task is asyncio.current_task():
+        raise InvalidRequest(f"CANCEL {payload!r} names its own id: give it an id of its own")
     task.cancel()
     yield OK, f"cancelled {payload}"
 
@@ -242,3 +290,8 @@ COMMANDS: dict[str, Callable[[Session, Any], AsyncIterator[Reply]]] = {
     "CANCEL": cancel,
 }
 OPEN_COMMANDS = frozenset({"HELLO", "PING"})  # allowed before authentication
+CONTROL_COMMANDS = frozenset({"HELLO", "PING", "CANCEL"})
+"""Answered even when a connection has as many requests in flight as it may (``max_in_flight``), in
+``CONTROL_SLOTS`` more: the way out of that state (CANCEL), a liveness check and a token's renewal must not wait
+for a slot (and a client that sends them without reading the replies still holds a bounded number)."""
+CONTROL_SLOTS = 8

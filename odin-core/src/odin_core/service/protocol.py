@@ -78,13 +78,17 @@ def parse(raw: str | bytes) -> tuple[str, Any, dict[str, Any]]:
 def extra_of(raw: str | bytes) -> dict[str, Any]:
     """The extra keys of a frame that failed to parse, so even its ERROR reply can be correlated (those that
     are themselves too deep, or the whole frame when it is not JSON at all, are left out)."""
-    try:
-        msg = json.loads(raw, parse_constant=lambda _name: None)
+    try:  # numbers too long to be ints (the reason the frame failed, maybe) are dropped, not the whole frame
+        msg = json.loads(raw, parse_constant=lambda _name: None, parse_int=_short_int)
     except (ValueError, RecursionError):
         return {}
     if not isinstance(msg, dict):
         return {}
     return {k: v for k, v in msg.items() if k not in _RESERVED and depth(v) < MAX_DEPTH}
+
+
+def _short_int(digits: str) -> int | None:
+    return int(digits) if len(digits) <= 4000 else None  # Python's int() refuses more than 4,300 digits
 
 
 def _finite(value: Any) -> Any:

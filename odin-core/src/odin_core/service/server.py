@@ -24,7 +24,7 @@ from ..api import Odin
 from ..errors import AuthError, InvalidRequest, OdinError
 from ..tasks import TaskSet
 from .auth import Grant, bearer, is_loopback, make_verifier
-from .commands import COMMANDS, OPEN_COMMANDS, Session
+from .commands import COMMANDS, CONTROL_COMMANDS, CONTROL_SLOTS, OPEN_COMMANDS, Session
 from .protocol import END, TooBusy, error_reply, extra_of, parse, reply
 
 log = logging.getLogger("odin.service")
@@ -87,8 +87,18 @@ class Connection:
     async def _accept(self, raw: str | bytes, settings: ServiceSettings) -> None:
         try:
             command, payload, extra = parse(raw)
-            if len(self.tasks) >= settings.max_in_flight:
-                raise TooBusy(f"more than {settings.max_in_flight} requests in flight on this connection")
+            spare = CONTROL_SLOTS if command in CONTROL_COMMANDS else 0
+            if len(self.tasks) >= settings.max_in_flight + spare:
+                raise TooBusy(
+                    f"more than {settings.max_in_flight} requests in flight on this connection: CANCEL some, "
+                    "or wait for their replies"
+                )
+            key = str(extra["id"]) if "id" in extra else None
+            if key is not None and key in self.session.streams:
+                raise InvalidRequest(
+                    f"id {key!r} is in use by a request still in flight on this connection: give each request "
+                    "its own id (CANCEL needs it to tell them apart)"
+                )
         except OdinError as e:
             await self.send(error_reply(e, extra_of(raw)))
             return
@@ -100,8 +110,7 @@ class Connection:
         if command not in OPEN_COMMANDS:
             self._protected.add(task)
             task.add_done_callback(self._protected.discard)
-        if "id" in extra:
-            key = str(extra["id"])
+        if key is not None:
             self.session.streams[key] = task
             task.add_done_callback(lambda _t: self.session.streams.pop(key, None))
 
@@ -116,6 +125,10 @@ class Connection:
                 raise InvalidRequest(f"{command} not found.")
             async for status, response in handler(s, payload):
                 await self.send(reply(status, response, extra))
+                # A send into a socket buffer with room does not suspend: without this, a stream whose source
+                # never waits either (a long log read in chunks) would hold the loop, and every other client,
+                # until it ends.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             expired = task in self._expired

@@ -151,13 +151,6 @@ class Appends(BatchThread[None]):
         return self.run_batch(items)  # the same calls, on the loop
 
 
-def read_file(path: Path, tail: int | None) -> list[str]:
-    if not path.exists():
-        return []
-    lines = path.read_text(errors="replace").splitlines()
-    return lines[-tail:] if tail else lines
-
-
 class Follower:
     """Follows several pods' logs at once; each stream is a thread reading a ``follow=true`` response."""
 

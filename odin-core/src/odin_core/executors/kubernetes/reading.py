@@ -11,6 +11,7 @@ from typing import Any
 
 from ... import constants as C
 from ...model import TaskRecord
+from ..local_files import file_lines, tail_offset
 from . import logs as L
 from .events import task_events
 from .informer import Informer
@@ -42,8 +43,9 @@ class Reading(Removal):
         """The task's captured log, then its live pods' logs. ``namespace`` (the LOGS request's): a namespace
         other than this executor's is read directly, its pods found by the task's labels (no follow there)."""
         path = L.log_path(self.data_path / record.run_id, record.name)
-        text = await asyncio.to_thread(L.read_file, path, None)
+        offset = await asyncio.to_thread(tail_offset, path, lines) if lines else 0  # the captured log's last lines
         if namespace and namespace != self.namespace:
+            text = [line async for line in file_lines(path, offset)]
             text += await self._other_namespace_logs(record, namespace, container, lines)
             for line in text[-lines:] if lines else text:
                 yield line
@@ -53,8 +55,12 @@ class Reading(Removal):
         if live and not follow:
             assert attempt is not None
             client = await self.connect()
+            text = [line async for line in file_lines(path, offset)]
             text += await L.snapshot(client, self.namespace, attempt.pod_names(), container=container, tail=lines)
-        for line in text[-lines:] if lines else text:
+            for line in text[-lines:] if lines else text:
+                yield line
+            return
+        async for line in file_lines(path, offset):  # a chunk at a time: a long captured log is never held whole
             yield line
         if not (follow and live and attempt is not None):
             return
