@@ -139,6 +139,56 @@ def test_stop_right_after_the_driving_odin_run_was_killed_ends_the_run(tmp_path:
     assert _no_process_of("long-killed"), "the task outlived the stop"
 
 
+THREE = """\
+name: three
+tasks:
+  - {name: a, image: busybox, command: ["python", "-c", "import time; time.sleep(120)"]}
+  - {name: b, image: busybox, command: ["python", "-c", "import time; time.sleep(120)"]}
+  - {name: c, image: busybox, command: ["python", "-c", "import time; time.sleep(120)"]}
+"""
+
+SHORT = """\
+name: short
+tasks:
+  - {name: a, image: busybox, command: ["python", "-c", "import time; time.sleep(3); print('end')"]}
+"""
+
+
+@pytest.mark.parametrize("how", ["sigint", "stop"])
+def test_a_stopped_run_ends_every_task_it_runs_before_it_is_recorded_as_ended(tmp_path: Path, how: str) -> None:
+    """Before: the run's end was committed (and `odin run` exited) while only the first task's kill was done;
+    the other two tasks ran on, with nothing left to end them."""
+    home = tmp_path / "home"
+    driver = _start_driver(home, _job(tmp_path, "three", THREE), "three-1")
+    for task in "abc":
+        _wait_running(home, "three-1", task)
+    if how == "sigint":
+        driver.send_signal(signal.SIGINT)
+    else:
+        assert _odin(home, "stop", "three-1").returncode == 0
+    driver.wait(60)
+    record = _record(home, "three-1")
+    assert record["status"] == "TERMINATED"
+    assert _no_process_of("three-1"), "a task outlived its run's end"
+
+
+def test_a_task_that_ended_while_its_driver_was_dead_keeps_its_success_when_the_run_is_stopped(tmp_path: Path) -> None:
+    """Before: the core that took the run over to stop it cancelled the task before hearing it had succeeded,
+    so `odin resubmit` would have run it again."""
+    home = tmp_path / "home"
+    driver = _start_driver(home, _job(tmp_path, "short", SHORT), "short-1")
+    _wait_running(home, "short-1", "a")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(10)
+    deadline = time.monotonic() + 30
+    while not _no_process_of("short-1") and time.monotonic() < deadline:  # the task runs on, then ends
+        time.sleep(0.2)
+    stopped = _odin(home, "stop", "short-1", "--timeout", "30")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    task = _record(home, "short-1--a")
+    assert task["status"] == "SUCCEEDED", task
+
+
 def test_cleanup_of_a_run_another_process_drives_stops_it_first(tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = _start_driver(home, _job(tmp_path, "long", LONG), "long-live")

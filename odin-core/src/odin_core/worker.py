@@ -93,6 +93,7 @@ class RunWorker:
     since: float = field(default_factory=time.monotonic)  # when it got its lease
     final: RunRecord | None = None  # the ended run's record, once committed under the lease (``Engine.wait``)
     task: asyncio.Task[Any] | None = None  # set by the engine
+    _killing: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # kills in flight, by task name
 
     @property
     def run_id(self) -> str:
@@ -122,15 +123,23 @@ class RunWorker:
 
     async def _loop(self) -> None:
         active = self.state.active
+        while not self.inbox.empty():  # what re-attaching found (attempts that ended meanwhile) comes first
+            self._apply(self.inbox.get_nowait())
         while True:
             plan = self.state.decide(time.time(), self.ctx.capacity())
             self.starved = plan.starved
+            ending = plan.run if plan.run is not None and plan.run.status.is_terminal else None
+            if ending is not None and (plan.kills or self._killing):
+                plan.run = None  # the run ends once the attempts it stops have ended, not before
             await self._persist(plan)
             if self.state.active < active:  # tasks ended since the last pass: other runs may start some
                 self.ctx.slots_freed()
             active = self.state.active
             await self._act(plan)
-            if self.state.run.status.is_terminal:  # decided in this pass, so committed by _persist above
+            if ending is not None:
+                if plan.run is None:
+                    await asyncio.gather(*self._killing.values())
+                    await self._persist(Plan(run=ending))
                 self.final = self.state.run
                 return
             if self.inbox.empty():
@@ -215,8 +224,9 @@ class RunWorker:
     # -- acting: outcomes go back into the inbox ---------------------------------------------------
 
     async def _act(self, plan: Plan) -> None:
-        for rec in plan.kills:
-            await self._kill(rec)
+        for rec in plan.kills:  # each in a task of its own: a task's grace period holds up no other decision
+            self._killing[rec.name] = kill = asyncio.ensure_future(self._kill(rec))
+            kill.add_done_callback(lambda _k, name=rec.name, k=kill: self._forget_kill(name, k))
         if len(plan.starts) == 1:  # the usual case: no gather, and no task of its own
             await self._start(plan.starts[0], plan.tasks[plan.starts[0].name])
         elif plan.starts:
@@ -228,7 +238,14 @@ class RunWorker:
         except Exception:
             log.exception("run %s: could not kill %s", self.run_id, rec.name)
 
+    def _forget_kill(self, name: str, kill: asyncio.Future[None]) -> None:
+        if self._killing.get(name) is kill:
+            del self._killing[name]
+
     async def _start(self, rec: TaskRecord, task: TaskSpec) -> None:
+        previous = self._killing.get(rec.name)
+        if previous is not None:  # a retry of a task whose last attempt is still being ended: never two at once
+            await previous
         try:
             resource_id = await self.ctx.executor.submit(self._launch(rec, task))
         except TemporaryError as e:

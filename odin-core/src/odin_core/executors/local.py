@@ -44,20 +44,19 @@ from .local_files import (
     Key,
     attempt_header,
     attempts_dir,
+    file_lines,
     final_update,
     list_attempts,
     log_path,
     outputs_path,
-    read_from,
     read_state,
-    read_text,
+    tail_offset,
 )
 from .local_spawn import Supervisors
 from .local_watch import ProcRef, end_all, send, wait_ended
 
 __all__ = ["LocalExecutor", "count_gpus", "log_path", "outputs_path"]
 
-FOLLOW_POLL_S = 0.1  # `logs -f`: how often a quiet log file is read again
 STARTUP_POLL_S = 0.01  # how often a supervisor that claimed but has not started its task yet is looked at
 KILL_MARGIN_S = 5.0  # beyond the grace period, before the core kills a supervisor that did not finish
 
@@ -241,7 +240,15 @@ class LocalExecutor(Executor):
                 continue
             files = AttemptFiles.of(self._run_path(rec.run_id), _name(rec.name), rec.attempt)
             state = await asyncio.to_thread(read_state, files)
-            if state.claim is not None:
+            if state.claim is not None and state.result is not None:
+                # it ended while no core followed it: said now, so the run's next decision (a stop that made
+                # another core take the run over, say) is taken knowing it, not cancelling what succeeded
+                sup = ProcRef.of(state.claim)
+                if state.task is not None and rec.status is not TaskStatus.RUNNING:
+                    self.report(AttemptUpdate(*key, TaskStatus.RUNNING, resource_id=f"pid:{sup.pid}" if sup else ""))
+                log_file = log_path(self._run_path(rec.run_id), rec.name)
+                self.report(await asyncio.to_thread(final_update, key, state.result, log_file))
+            elif state.claim is not None:
                 await self._attach(key, files)
             elif await asyncio.to_thread(_end_unsupervised, rec):
                 self.report(
@@ -307,16 +314,8 @@ class LocalExecutor(Executor):
         namespace: str | None = None,
     ) -> AsyncIterator[str]:
         path = log_path(self._run_path(record.run_id), _name(record.name))
-        text = await asyncio.to_thread(read_text, path)
-        all_lines = text.splitlines(keepends=True)
-        partial = "" if text.endswith("\n") or not all_lines else all_lines.pop()
-        for line in all_lines[-lines:] if lines else all_lines:
-            yield line.rstrip("\n")
-        if not follow:
-            if partial:
-                yield partial
-            return
-        async for line in _tail(path, len(text.encode()) - len(partial.encode()), until):
+        offset = await asyncio.to_thread(tail_offset, path, lines) if lines else 0
+        async for line in file_lines(path, offset, until if follow else None):
             yield line
 
     def _run_path(self, run_id: str) -> Path:
@@ -362,20 +361,3 @@ def _end_unsupervised(rec: TaskRecord) -> bool:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(int(pid_text), signal.SIGKILL)
     return True
-
-
-async def _tail(path: Path, offset: int, until: Callable[[], Awaitable[bool]] | None) -> AsyncIterator[str]:
-    buf = b""
-    while True:
-        chunk = await asyncio.to_thread(read_from, path, offset)
-        offset += len(chunk)
-        buf += chunk
-        *done, buf = buf.split(b"\n")
-        for line in done:
-            yield line.decode(errors="replace")
-        if not chunk:
-            if until is None or await until():
-                if buf:
-                    yield buf.decode(errors="replace")
-                return
-            await asyncio.sleep(FOLLOW_POLL_S)
