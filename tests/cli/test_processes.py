@@ -189,6 +189,33 @@ def test_a_task_that_ended_while_its_driver_was_dead_keeps_its_success_when_the_
     assert task["status"] == "SUCCEEDED", task
 
 
+BACKOFF = """\
+name: backoff
+on_failure: continue
+tasks:
+  - name: stubborn
+    image: busybox
+    command: ["python", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
+    timeout: 1s
+  - name: flaky
+    image: busybox
+    command: ["python", "-c", "import time; time.sleep(0.5); raise SystemExit(1)"]
+    retries: {limit: 1, backoff: 2s}
+"""
+
+
+def test_a_task_in_its_kill_grace_period_holds_up_no_other_tasks_retry(tmp_path: Path) -> None:
+    """Before: the worker awaited the timed-out task's kill (5 s of grace, the task ignoring SIGTERM) before any
+    other decision, so the other task's 2 s back-off lasted 6-7 s."""
+    home = tmp_path / "home"
+    done = _odin(home, "run", str(_job(tmp_path, "backoff", BACKOFF)), "--run-id", "backoff-1", "--no-watch")
+    assert done.returncode != 0  # both fail for good
+    events = json.loads(_odin(home, "events", "backoff-1--flaky", "-o", "json").stdout)
+    retrying = next(e["time"] for e in events if e["status"] == "RETRYING")
+    again = next(e["time"] for e in events if e["status"] == "PENDING" and e["data"]["attempt"] == 2)
+    assert 1.9 < again - retrying < 4, f"the retry came {again - retrying:.1f} s after the failure"
+
+
 def test_cleanup_of_a_run_another_process_drives_stops_it_first(tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = _start_driver(home, _job(tmp_path, "long", LONG), "long-live")
