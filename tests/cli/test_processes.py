@@ -216,6 +216,24 @@ def test_a_task_in_its_kill_grace_period_holds_up_no_other_tasks_retry(tmp_path:
     assert 1.9 < again - retrying < 4, f"the retry came {again - retrying:.1f} s after the failure"
 
 
+NUL_OUTPUT = """\
+name: nul
+tasks:
+  - name: a
+    image: busybox
+    command: ["python", "-c", "import json,os; json.dump({'x': 'a' + chr(0)}, open(os.environ['ODIN_OUTPUTS'], 'w'))"]
+  - {name: b, image: busybox, command: ["python", "-c", "pass"], args: ["^a.outputs.x"]}
+"""
+
+
+def test_an_argument_that_becomes_a_nul_at_run_time_fails_its_task_saying_so(tmp_path: Path) -> None:
+    """Before: the exec's ValueError skipped the supervisor's report: "exit code 127" and an empty log."""
+    home = tmp_path / "home"
+    assert _odin(home, "run", str(_job(tmp_path, "nul", NUL_OUTPUT)), "--run-id", "nul-1", "--no-watch").returncode
+    task = _record(home, "nul-1--b")
+    assert task["status"] == "FAILED" and "NUL character" in task["message"], task
+
+
 def test_cleanup_of_a_run_another_process_drives_stops_it_first(tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = _start_driver(home, _job(tmp_path, "long", LONG), "long-live")

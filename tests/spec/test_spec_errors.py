@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import one_task
 from odin_core.errors import Problem, SpecError
 from odin_core.spec import load_pipeline, validate_pipeline
 
 WriteJob = Callable[..., Path]  # the write_job fixture of conftest.py
 
 Check = Callable[[str], list[Problem]]
-
-
-def one_task(extra: str = "", name: str = "t") -> str:
-    """A pipeline with one task; ``extra`` holds more task fields (unindented YAML, task fields from line 5)."""
-    body = textwrap.indent(extra, "    ")
-    return f"tasks:\n  - name: {name}\n    image: img\n    command: run\n{body}\n"
 
 
 T = "  - {name: t, image: i, command: c}\n"  # a valid task line
@@ -369,3 +363,35 @@ def test_aliases_within_the_budget_still_load(write_job: WriteJob) -> None:
     tasks = "".join(f"  - {{<<: *base, name: t{i}}}\n" for i in range(2000))
     spec = load_pipeline(write_job(f"base: &base {{image: img, command: run, args: [a, b, c]}}\ntasks:\n{tasks}"))
     assert len(spec.tasks) == 2000 and spec.tasks[-1].args == ("a", "b", "c")
+
+
+def test_a_key_written_twice_is_a_problem_at_the_second(problems_of: Check) -> None:
+    """Before, the last one won in silence: a second ``tasks:`` dropped every task above it."""
+    text = "tasks:\n  - name: prep\n    image: a\n    image: b\n    command: c\ntasks:\n" + T
+    problems = problems_of(text)
+    assert [(p.line, p.column, p.field) for p in problems] == [(4, 5, "tasks[0].image"), (6, 1, "tasks")]
+    assert problems[0].message == "'image' is written twice in this mapping (first at line 3)"
+
+
+def test_a_key_given_by_a_merge_and_written_again_is_no_duplicate(problems_of: Check) -> None:
+    assert problems_of("base: &b {image: a, command: c}\ntasks:\n  - {<<: *b, image: override, name: t}\n") == []
+
+
+def test_yaml_nested_past_the_reader_s_depth_is_one_problem_not_a_traceback(problems_of: Check) -> None:
+    (problem,) = problems_of("tasks: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problem.message == "the YAML nests too deeply to be read"
+
+
+def test_nul_characters_are_problems_where_they_are_written(problems_of: Check) -> None:
+    """Before, they passed: the task then failed with "exit code 127" and an empty log."""
+    text = 'tasks:\n  - name: a\n    image: x\n    command: "ec\\0ho"\n    args: ["a\\0b", ok]\n    env: {E: "x\\0y"}\n'
+    problems = problems_of(text)
+    assert [p.field for p in problems] == ["tasks[0].command", "tasks[0].args[0]", "tasks[0].env.E"]
+    assert all("NUL character" in p.message for p in problems)
+
+
+def test_a_long_argument_is_read_in_linear_time(problems_of: Check) -> None:
+    """Before, each character was appended to a copy of the text read so far: 3 MB took minutes."""
+    started = time.monotonic()
+    assert problems_of(one_task(f"args: [{'a' * 3_000_000}]")) == []
+    assert time.monotonic() - started < 10

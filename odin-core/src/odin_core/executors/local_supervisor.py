@@ -161,6 +161,8 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], log_fd: int) -> int:
 
     Raises ``OSError`` (with the step that failed) when it cannot be started: the exec's error comes
     back on a close-on-exec pipe, which reads empty once the exec succeeded."""
+    if any("\0" in part for part in (*argv, *env, *env.values(), cwd)):  # exec would refuse it in the child, unsaid
+        raise OSError(errno.EINVAL, "an argument or an environment value holds a NUL character")
     rd, wr = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: only async-signal-safe work until exec, and never return

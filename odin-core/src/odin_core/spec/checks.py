@@ -93,16 +93,24 @@ def string(ck: Checker, path: FieldPath, value: Any) -> str:
         raise expect(path, value, "a string", "quote the value" if isinstance(value, (int, float)) else "")
     if not value.strip():
         raise Invalid(path, "must not be empty")
-    return value
+    return _no_nul(path, value)
 
 
 def text(ck: Checker, path: FieldPath, value: Any) -> str:
     """A string, number or boolean, kept as written (args, env values, labels)."""
     if isinstance(value, str):
-        return value
+        return _no_nul(path, value)
     if isinstance(value, (int, float)):  # bool included
         return ck.raw(path, value)
     raise expect(path, value, "a string, number or boolean")
+
+
+def _no_nul(path: FieldPath, value: str) -> str:
+    """No NUL character: no program can be given one (in its arguments, environment or name), so a task with one
+    could only fail, with no log to say why."""
+    if "\x00" in value:
+        raise Invalid(path, "contains a NUL character (\\0), which no program can be given", "remove it")
+    return value
 
 
 def integer(minimum: int, maximum: int | None = None) -> Coerce:

@@ -50,6 +50,7 @@ def _load(job_dir: Path, root: Path | None, shown: str | None = None) -> tuple[P
     if isinstance(source, list):
         return None, source
     ck = Checker(source)
+    ck.problems += source.problems
     if job is None:
         ck.problems.append(
             Problem(source.file, 0, 0, "", f"{str(path)!r} is not inside the pipelines root {str(root)!r}")

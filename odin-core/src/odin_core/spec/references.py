@@ -73,6 +73,9 @@ def _make_ref(body: list[Segment], text: str) -> _Ref | None:
     return _Ref(tuple(cleaned), text)
 
 
+_BRACE = re.compile(r"[{}]")
+
+
 def _parse(text: str) -> list[Segment]:
     """Split text into literal pieces and ``{^...}`` references (innermost first, single pass)."""
     stack: list[tuple[int, list[Segment]]] = [(0, [])]
@@ -86,9 +89,11 @@ def _parse(text: str) -> list[Segment]:
             ref = _make_ref(body, text[start : i + 1])
             _append(stack[-1][1], [ref] if ref else ["{^", *body, "}"])
             i += 1
-        else:
-            _append(stack[-1][1], [text[i]])
-            i += 1
+        else:  # literal text, up to the next brace (one piece, not a character at a time: long args stay linear)
+            brace = _BRACE.search(text, i + 1)
+            end = brace.start() if brace else len(text)
+            _append(stack[-1][1], [text[i:end]])
+            i = end
     while len(stack) > 1:  # unclosed "{^": literal text
         _, body = stack.pop()
         _append(stack[-1][1], ["{^", *body])

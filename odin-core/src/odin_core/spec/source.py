@@ -40,6 +40,7 @@ class Source:
     marks: dict[FieldPath, Mark] = field(default_factory=dict)
     key_marks: dict[FieldPath, Mark] = field(default_factory=dict)
     raw: dict[FieldPath, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # found while parsing, none of them fatal (duplicate keys)
 
     def mark(self, path: FieldPath, *, key: bool = False) -> Mark:
         """Position of a value (or its key), falling back to the closest enclosing node that has one."""
@@ -95,6 +96,8 @@ def parse_source(text: str, file: str) -> Source | list[Problem]:
         return [Problem(file, 1, 1, "", f"invalid YAML: {e}")]
     except _Recursive as e:
         return [source.problem(e.path, "a YAML alias refers to a node that contains it")]
+    except RecursionError:
+        return [Problem(file, 1, 1, "", "the YAML nests too deeply to be read", "a pipeline nests a few levels deep")]
     except _TooBig as e:
         return [
             source.problem(  # at the top-level key holding it (deeper paths run through the aliased text)
@@ -173,13 +176,30 @@ class _Walker:
             self.active.discard(id(node))
 
     def mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[Any, Any]:
-        self.loader.flatten_mapping(node)  # resolves "<<:" merge keys in place
+        written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}  # not merged in
+        self.loader.flatten_mapping(node)  # resolves "<<:" merge keys in place (merged pairs first)
         out: dict[Any, Any] = {}
+        first: dict[Any, Mark] = {}  # where each key written in this mapping was written first
         for key_node, value_node in node.value:
             key = self.loader.construct_object(key_node)
             if isinstance(key, (list, dict)):
                 key = str(key)
             child = (*path, key)
-            self.source.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if id(key_node) in written:
+                if key in first:  # YAML allows no repeated key; PyYAML would keep the last one, silently
+                    where = f"line {first[key][0]}"
+                    self.source.problems.append(
+                        Problem(
+                            self.source.file,
+                            *mark,
+                            format_path(child),
+                            f"{key!r} is written twice in this mapping (first at {where})",
+                            "keep one: the second would replace the first",
+                        )
+                    )
+                    continue
+                first[key] = mark
+            self.source.key_marks[child] = mark
             out[key] = self.value(value_node, child)
         return out
