@@ -395,3 +395,9 @@ def test_a_long_argument_is_read_in_linear_time(problems_of: Check) -> None:
     started = time.monotonic()
     assert problems_of(one_task(f"args: [{'a' * 3_000_000}]")) == []
     assert time.monotonic() - started < 10
+
+
+def test_every_bad_key_of_a_mapping_is_reported_with_its_bad_values(problems_of: Check) -> None:
+    """Before, the first bad key stopped the mapping's checks."""
+    problems = problems_of(one_task('env: {"": x, "1X": y, "A=B": z, OK: [1]}'))
+    assert [p.field for p in problems] == ["tasks[0].env.", "tasks[0].env.1X", "tasks[0].env.A=B", "tasks[0].env.OK"]

@@ -125,13 +125,26 @@ def _string_map(key_check: c.Coerce | None, value_check: c.Coerce) -> c.Coerce:
     def check(ck: Checker, path: FieldPath, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise c.expect(path, value, "a mapping")
-        for key in value:
-            if not isinstance(key, str):
-                raise Invalid((*path, key), f"keys must be strings, got {c.type_name(key)}", key=True)
-            if key_check is not None:
-                key_check(ck, (*path, key), key)
+        keys_bad = False
+        try:  # every bad key reported, then every bad value
+            c.each(ck, [((*path, k), k) for k in value], _map_key(key_check))
+        except c.Reported:
+            keys_bad = True
         items = [((*path, k), v) for k, v in value.items()]
-        return dict(zip(value, c.each(ck, items, value_check), strict=True))
+        values = c.each(ck, items, value_check)
+        if keys_bad:
+            raise c.Reported()
+        return dict(zip(value, values, strict=True))
+
+    return check
+
+
+def _map_key(key_check: c.Coerce | None) -> c.Coerce:
+    def check(ck: Checker, path: FieldPath, key: Any) -> None:
+        if not isinstance(key, str):
+            raise Invalid(path, f"keys must be strings, got {c.type_name(key)}", key=True)
+        if key_check is not None:
+            key_check(ck, path, key)
 
     return check
 
