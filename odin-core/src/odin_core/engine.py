@@ -164,6 +164,14 @@ class Engine:
             await self._adopt_run(lease)
         return [lease.run_id for lease in leases]
 
+    async def driver_gone(self, run_id: str) -> str | None:
+        """The engine that holds the active run's lease when it is gone (its process dead, or quiet for
+        ``takeover_after_s``) and nobody drives the run: then nothing records what its tasks do. Else None."""
+        info = await self.store.lease_of(run_id)
+        if info is None or run_id in self._workers or not self._is_gone(info):
+            return None
+        return info.lease.owner
+
     async def _take_over_if_gone(self, run_id: str) -> Lease | None:
         """Take over an active run whose engine is dead, quiet for ``takeover_after_s``, or is this engine's past."""
         info = await self.store.lease_of(run_id)
@@ -246,7 +254,12 @@ class Engine:
         if run is None:
             raise NotFound(f"no run {run_id!r}; `odin status` lists the runs")
         if not run.status.is_terminal:
-            raise Conflict(f"run {run_id!r} is still {run.status.value}: stop it first or wait for its end")
+            gone = await self.driver_gone(run_id)
+            why = f", but {gone}, which drove it, is gone" if gone else ""
+            raise Conflict(
+                f"run {run_id!r} is still {run.status.value}{why}: stop it first (`odin stop {run_id}`)"
+                + ("" if gone else " or wait for its end")
+            )
         tasks = await self.store.get_tasks(run_id)
         reused = [t.name for t in tasks if t.status.value == "SUCCEEDED"]
         if len(reused) == len(tasks):
