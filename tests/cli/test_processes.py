@@ -234,6 +234,24 @@ def test_an_argument_that_becomes_a_nul_at_run_time_fails_its_task_saying_so(tmp
     assert task["status"] == "FAILED" and "NUL character" in task["message"], task
 
 
+def test_following_a_run_whose_driver_died_ends_saying_so_and_what_to_do(tmp_path: Path) -> None:
+    """Before: `odin logs -f` waited forever for an end that nobody would ever record."""
+    home = tmp_path / "home"
+    driver = _start_driver(home, _job(tmp_path, "long", LONG), "long-orphan")
+    _wait_running(home, "long-orphan", "sleeper")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(10)
+    try:
+        follow = _odin(home, "logs", "long-orphan--sleeper", "-f", timeout=30)
+        assert follow.returncode == 1, follow.stdout + follow.stderr
+        assert "which drove its run, is gone" in follow.stderr and "odin stop long-orphan" in follow.stderr
+        again = _odin(home, "resubmit", "long-orphan")
+        assert again.returncode == 1 and "which drove it, is gone" in again.stderr, again.stderr
+    finally:
+        assert _odin(home, "stop", "long-orphan", "--timeout", "30").returncode == 0
+    assert _no_process_of("long-orphan")
+
+
 def test_cleanup_of_a_run_another_process_drives_stops_it_first(tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = _start_driver(home, _job(tmp_path, "long", LONG), "long-live")
