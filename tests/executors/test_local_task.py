@@ -130,6 +130,9 @@ async def test_a_command_that_does_not_exist_is_refused_and_stays_refused(data: 
         ("'not json'", "$ODIN_OUTPUTS does not hold JSON"),
         ("'[1, 2]'", "$ODIN_OUTPUTS must hold a JSON object, not list"),
         ("json.dumps({'x': 'y' * 5000})", "outputs are 5009 bytes; the limit is 4096"),
+        # before: records showed null where a reference passed "NaN" on
+        ("'{\"a\": NaN}'", "$ODIN_OUTPUTS does not hold JSON: NaN is not JSON"),
+        ("'{\"b\": 1e999}'", "$ODIN_OUTPUTS does not hold JSON: 1e999 is beyond what a number can hold"),
     ],
 )
 async def test_bad_outputs_fail_the_attempt_with_a_reason(data: Path, make_executor, written: str, problem: str):

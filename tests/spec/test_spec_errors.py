@@ -401,3 +401,9 @@ def test_every_bad_key_of_a_mapping_is_reported_with_its_bad_values(problems_of:
     """Before, the first bad key stopped the mapping's checks."""
     problems = problems_of(one_task('env: {"": x, "1X": y, "A=B": z, OK: [1]}'))
     assert [p.field for p in problems] == ["tasks[0].env.", "tasks[0].env.1X", "tasks[0].env.A=B", "tasks[0].env.OK"]
+
+
+def test_a_long_wrong_value_is_quoted_short(problems_of: Check) -> None:
+    """Before, the whole value was: a main.yml linked to /etc/passwd printed the file on one line."""
+    (problem,) = problems_of("x" * 5000 + "\n")
+    assert len(problem.message) < 200 and "of 5,000 characters" in problem.message

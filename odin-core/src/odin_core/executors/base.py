@@ -13,6 +13,7 @@ task id and the attempt number, and a second submit attaches to what the first c
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -149,3 +150,27 @@ class Executor(ABC):
 
     async def close(self) -> None:
         return None
+
+
+def outputs_object(text: str) -> tuple[dict[str, Any], str | None]:
+    """The outputs a task wrote (``$ODIN_OUTPUTS``: a JSON object; empty text, none), or the problem that fails its
+    attempt. Strict JSON: NaN and infinities are refused, since records show them as null while a reference would
+    pass them on as ``NaN``."""
+    try:
+        data = json.loads(text or "{}", parse_constant=_not_json, parse_float=_finite)
+    except ValueError as e:
+        return {}, f"${C.ENV_OUTPUTS} does not hold JSON: {e}"
+    if not isinstance(data, dict):
+        return {}, f"${C.ENV_OUTPUTS} must hold a JSON object, not {type(data).__name__}"
+    return data, None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (write null, a number or a string)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond what a number can hold (write it as a string)")
+    return value

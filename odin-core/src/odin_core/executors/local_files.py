@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import constants as C
 from ..model import AttemptUpdate, TaskStatus
+from .base import outputs_object
 
 Key = tuple[str, str, int]  # run id, task name, attempt
 
@@ -118,13 +119,7 @@ def parse_outputs(result: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     text = result.get("outputs")
     if text is None:
         return {}, None
-    try:
-        data = json.loads(text or "{}")
-    except ValueError as e:
-        return {}, f"${C.ENV_OUTPUTS} does not hold JSON: {e}"
-    if not isinstance(data, dict):
-        return {}, f"${C.ENV_OUTPUTS} must hold a JSON object, not {type(data).__name__}"
-    return data, None
+    return outputs_object(text)
 
 
 def exit_message(code: int, log_file: Path) -> str:

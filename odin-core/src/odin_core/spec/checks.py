@@ -70,8 +70,17 @@ def type_name(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+SHOWN_CHARS = 80
+"""A wrong value is quoted in its problem up to this long (a file linked to /etc/passwd is not printed whole)."""
+
+
 def _shown(value: Any) -> str:
-    return f"{type_name(value)} ({value!r})" if isinstance(value, (str, int, float)) else type_name(value)
+    if not isinstance(value, (str, int, float)):
+        return type_name(value)
+    text = repr(value)
+    if len(text) > SHOWN_CHARS:
+        text = f"{text[: SHOWN_CHARS - 20]}… of {len(str(value)):,} characters"
+    return f"{type_name(value)} ({text})"
 
 
 def expect(path: FieldPath, value: Any, what: str, hint: str = "") -> Invalid:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ... import constants as C
 from ...model import TaskStatus
+from ..base import outputs_object
 
 Obj = dict[str, Any]
 MAX_MESSAGE = 1000
@@ -71,13 +71,7 @@ def parse_outputs(message: str | None) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if len(text.encode()) > C.MAX_OUTPUTS_BYTES:
         return {}, f"outputs are over {C.MAX_OUTPUTS_BYTES} bytes (write large data to files)"
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        return {}, f"${C.ENV_OUTPUTS} does not hold JSON: {e}"
-    if not isinstance(data, dict):
-        return {}, f"${C.ENV_OUTPUTS} must hold a JSON object, not {type(data).__name__}"
-    return data, None
+    return outputs_object(text)
 
 
 def container_status(pod: Obj, container: str | None = None) -> Obj | None:
