@@ -115,6 +115,30 @@ async def test_a_second_executor_adopts_what_the_first_started_and_creates_nothi
         await second.executor.close()
 
 
+async def test_an_attempt_that_ended_while_no_core_followed_it_is_reported_before_recover_returns(
+    kube, namespace, tmp_path
+):
+    """Before, its end came later, from a task of its own: a core that adopted the run to stop it cancelled a task
+    that had succeeded (the worker decides on what it knows once recover returns)."""
+    first = Harness(kube.kubeconfig, namespace, tmp_path / "data")
+    first.annotator.per_task.update(quick=lasts(1))
+    name = await first.executor.submit(first.launch(task("quick")))
+    await first.wait("quick", [TaskStatus.RUNNING])
+    await first.executor.close()  # the core died; its pod runs on, then ends
+    core = client.CoreV1Api(kube.api_client)
+    for _ in range(int(WAIT_S * 10)):
+        if core.read_namespaced_pod(name, namespace).status.phase == "Succeeded":
+            break
+        await asyncio.sleep(0.1)
+    second = Harness(kube.kubeconfig, namespace, tmp_path / "data")
+    try:
+        record = TaskRecord(RUN, "quick", status=TaskStatus.RUNNING, attempt=1, resource_id=name)
+        assert await second.executor.recover([record]) == []
+        assert [u.status for u in second.of("quick")] == [TaskStatus.SUCCEEDED]  # already, not later
+    finally:
+        await second.executor.close()
+
+
 async def test_submitting_an_attempt_another_core_created_adopts_it(kube, namespace, tmp_path):
     first = Harness(kube.kubeconfig, namespace, tmp_path / "data")
     first.annotator.per_task["once"] = {**lasts(2), **outputs(n=1)}

@@ -392,6 +392,11 @@ class KubernetesExecutor(Reading):
                 self.report(lost_attempt(attempt))
             else:
                 never.append(rec)
+        # Attempts that ended while no core followed them are reported (their logs captured first) before this
+        # returns, so the run's next decision knows it: a stop that made this core take the run over must not
+        # cancel a task that had succeeded.
+        ended = [end for run_id in {rec.run_id for rec, _ in followed} for end in self._after.of_run(run_id)]
+        await asyncio.gather(*ended, return_exceptions=True)
         return never
 
     async def _find(
