@@ -16,12 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "samples" / "hello"
 
 
-def odin(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def odin(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ODIN_", "KUBE"))}
     return subprocess.run(
         [sys.executable, "-m", "odin_client", *args],
         env={**clean, "NO_COLOR": "1", **env},
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,6 +100,21 @@ def test_an_odin_home_that_cannot_be_created(env, tmp_path) -> None:
     assert "--home" in line
 
 
-def test_a_pipeline_directory_that_does_not_exist_is_a_usage_error(env, tmp_path) -> None:
-    done = odin("run", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
-    assert done.returncode == 2 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+@pytest.mark.parametrize("detach", [False, True], ids=["run", "run-detach"])
+def test_a_pipeline_directory_that_does_not_exist_is_an_invalid_pipeline(env, tmp_path, detach) -> None:
+    done = odin("run", *(["--detach"] if detach else []), "nowhere", env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "Usage:" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        f"nowhere/main.yml:0:0: pipeline directory '{tmp_path / 'nowhere'}' does not exist or is not a directory",
+        "pipeline is invalid: 1 problem",
+    ]
+    assert no_runs(env, tmp_path)
+
+
+@pytest.mark.parametrize("args", [["login"], ["login", "-u", "ann"], ["user", "delete", "ann"]])
+def test_gateway_commands_ask_for_nothing_before_saying_a_server_is_needed(env, tmp_path, args) -> None:
+    done = odin(*args, env=env, cwd=tmp_path, stdin="ann\nsecret\ny\n")  # what a prompt would read
+    assert one_error_line(done) == (
+        "error: this command talks to the HTTP gateway: give --server https://host:9003 (or ODIN_SERVER)"
+    )
+    assert done.stdout == ""  # no "Username:", "Password:" or "Delete this user?"

@@ -7,6 +7,7 @@ import time
 import pytest
 from odin_client.cli.fmt import clock, duration, span
 from odin_client.cli.progress import RunProgress, event_line
+from odin_client.cli.render import failure_hints
 from odin_core.model import Event, RunRecord, RunStatus, TaskRecord, TaskStatus
 
 
@@ -78,3 +79,39 @@ def test_event_lines() -> None:
     assert event_line(ev(9, t, "run", "TERMINATED", message="task 'x' failed")) == (
         "07:08:09 run r-1 TERMINATED: task 'x' failed"
     )
+
+
+@pytest.mark.parametrize(
+    ("task", "lines"),
+    [
+        pytest.param(
+            TaskRecord("r-1", "a", status=TaskStatus.FAILED, attempt=1, started=1.0, exit_code=3, message="exit 3"),
+            ["  see its log: odin logs r-1--a"],
+            id="ran",
+        ),
+        pytest.param(
+            TaskRecord("r-1", "a", status=TaskStatus.FAILED, attempt=1, exit_code=1, message="exit code 1"),
+            ["  see its log: odin logs r-1--a"],
+            id="ended-before-reported-running",
+        ),
+        pytest.param(
+            TaskRecord("r-1", "a", status=TaskStatus.FAILED, attempt=1, message="cannot run 'x': No such file"),
+            [],
+            id="never-started-named-by-the-run",
+        ),
+        pytest.param(
+            TaskRecord("r-1", "b", status=TaskStatus.FAILED, attempt=2, attempts_before=1, message="reference: …"),
+            ["  task 'b' failed: reference: …"],
+            id="never-started-another-failure",
+        ),
+        pytest.param(
+            TaskRecord("r-1", "a", status=TaskStatus.SKIPPED, message="an upstream task failed"),
+            [],
+            id="not-failed",
+        ),
+    ],
+)
+def test_failure_hints_point_to_a_log_only_when_there_is_one(task: TaskRecord, lines: list[str]) -> None:
+    message = "task 'a' failed: cannot run 'x': No such file (and 1 more failed)"
+    run = RunRecord("r-1", job="j", status=RunStatus.TERMINATED, message=message)
+    assert failure_hints(run, [task]) == lines

@@ -92,6 +92,34 @@ def test_run_of_a_failing_pipeline_exits_1_with_a_hint(odin, make_job) -> None:
     assert tasks == {"boom": "FAILED", "never": "SKIPPED"}
 
 
+NEVER_STARTED = """\
+name: unstarted
+on_failure: continue
+tasks:
+  - name: first
+    image: busybox:1.36
+    command: echo
+  - name: no-ref
+    image: busybox:1.36
+    command: echo
+    args: ["{^first.outputs.missing}"]
+  - name: no-cmd
+    image: busybox:1.36
+    command: odin-test-no-such-command
+"""
+
+
+def test_a_task_that_never_started_gets_its_message_not_its_empty_log(odin, make_job) -> None:
+    out = odin("run", str(make_job(NEVER_STARTED)), "--run-id", "unstarted-1", "--no-watch", code=1).stdout
+    assert "see its log" not in out, out
+    first, *rest = out.splitlines()[1:]  # after the run id: the summary, then a line for the other failed task
+    assert first.startswith("run unstarted-1 TERMINATED after ")
+    assert "(and 1 more failed)" in first
+    assert len(rest) == 1 and rest[0].startswith("  task "), out  # the failure the run's message does not name
+    assert "first.outputs has no key 'missing'" in out and "cannot run 'odin-test-no-such-command'" in out
+    assert odin("logs", "unstarted-1--no-ref").stdout == ""  # the log it is not pointed to is empty indeed
+
+
 def test_run_of_an_invalid_pipeline_exits_2_listing_problems(odin, make_job) -> None:
     job = make_job(INVALID)
     result = odin("run", str(job), code=2)
@@ -212,10 +240,12 @@ def test_unknown_ids_give_a_readable_error(odin, args) -> None:
     assert "Traceback" not in result.output
 
 
-def test_unknown_task_names_the_tasks_of_the_run(odin, make_job) -> None:
+@pytest.mark.parametrize("command", ["logs", "data", "events"])
+def test_unknown_task_names_the_tasks_of_the_run(odin, make_job, command) -> None:
     odin("run", str(make_job(TWO_TASKS)), "--run-id", "pair-unk", "--no-watch")
-    result = odin("logs", "pair-unk--third", code=1)
+    result = odin(command, "pair-unk--third", code=1)
     assert "run 'pair-unk' has no task 'third'; it has: first, second" in result.stderr
+    assert result.stdout == ""  # no empty table
 
 
 def test_home_option_overrides_the_environment(odin, make_job, tmp_path) -> None:

@@ -44,6 +44,28 @@ def test_validate_reports_a_missing_main_yml(odin, tmp_path) -> None:
     assert "no main.yml" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["missing", "a-file"])
+def test_validate_reports_a_dir_that_is_not_one_and_checks_the_others(odin, samples, tmp_path, kind) -> None:
+    given = tmp_path / "nowhere" if kind == "missing" else samples / "hello" / "main.yml"
+    result = odin("validate", str(given), str(samples / "hello"), code=1)
+    assert "Usage:" not in result.output
+    assert f"{samples / 'hello'}: valid (1 task)" in result.stdout
+    problems = [line for line in result.stderr.splitlines() if line.startswith(f"{given}/main.yml:")]
+    assert len(problems) == 1 and "does not exist or is not a directory" in problems[0], result.stderr
+    records = odin.json("validate", str(given), str(samples / "hello"), code=1)
+    assert [(r["job"], r["valid"]) for r in records] == [(str(given), False), (str(samples / "hello"), True)]
+    assert "does not exist" in records[0]["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("command", ["show", "run"])
+def test_a_missing_dir_is_an_invalid_pipeline_for_show_and_run(odin, tmp_path, command) -> None:
+    result = odin(command, str(tmp_path / "nowhere"), code=2)
+    assert "Usage:" not in result.output
+    assert f"{tmp_path / 'nowhere'}/main.yml:0:0: pipeline directory " in result.stderr
+    assert "pipeline is invalid: 1 problem" in result.stderr
+    assert odin.json("status") == []
+
+
 def test_show_prints_the_expanded_spec(odin, samples) -> None:
     data = yaml.safe_load(odin("show", str(samples / "retry")).stdout)
     tasks = {t["name"]: t for t in data["tasks"]}
@@ -73,8 +95,14 @@ def test_show_invalid_pipeline_exits_2(odin, make_job) -> None:
     assert "main.yml:6:" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "status", "logs", "data", "events", "cleanup", "show", "validate", "stop"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        *("run", "resubmit", "status", "logs", "data", "events", "cleanup", "show", "validate", "stop"),
+        *("login", "logout", "push", "jobs", "history", "user"),  # the gateway's: `odin --server URL <command>`
+    ],
+)
 def test_every_command_has_help_with_an_example(odin, command) -> None:
     text = odin(command, "--help").stdout
     assert "Example" in text
-    assert f"odin {command}" in text
+    assert re.search(rf"^ +odin (--server \S+ )?{command}\b", text, re.M), text

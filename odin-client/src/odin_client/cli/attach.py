@@ -89,5 +89,5 @@ def print_summary(console: Console, run: Any, tasks: Any, *, hint: str = "") -> 
     if run.status is RunStatus.DONE:
         for line in result_lines(tasks, hint):
             console.print(line, markup=False, soft_wrap=True)
-    for line in failure_hints(tasks, hint):
+    for line in failure_hints(run, tasks, hint):
         console.print(line, markup=False)

@@ -38,10 +38,10 @@ def gateway_command(fn: Callable[..., Awaitable[int | None]]) -> Callable[..., N
 
 
 @click.command("login", short_help="Log in to the gateway; the token is cached.")
-@click.option("-u", "--username", prompt=True, help="Your user name.")
+@click.option("-u", "--username", default=None, help="Your user name (asked for when not given).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
 @gateway_command
-async def login_cmd(gateway: HttpOdin, username: str, password_stdin: bool) -> None:
+async def login_cmd(gateway: HttpOdin, username: str | None, password_stdin: bool) -> None:
     """Log in; later commands with the same --server use the cached token (refreshed automatically).
 
     The tokens are kept in ~/.config/odin/tokens.json (mode 0600; env ODIN_TOKEN_FILE).
@@ -50,6 +50,8 @@ async def login_cmd(gateway: HttpOdin, username: str, password_stdin: bool) -> N
     Example:
       odin --server https://odin.example:9003 login -u ann
     """
+    # asked here, not by click while parsing: gateway_command has checked for --server first
+    username = username or str(click.prompt("Username"))
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True)
     user = await gateway.login(username, password)
     make_console().print(f"logged in to {gateway.url} as {user['username']} ({user.get('role', '?')})", markup=False)
@@ -58,7 +60,12 @@ async def login_cmd(gateway: HttpOdin, username: str, password_stdin: bool) -> N
 @click.command("logout", short_help="Revoke the cached token and forget it.")
 @gateway_command
 async def logout_cmd(gateway: HttpOdin) -> None:
-    """Revoke the token cached for --server and remove it from the cache."""
+    """Revoke the token cached for --server and remove it from the cache.
+
+    \b
+    Example:
+      odin --server https://odin.example:9003 logout
+    """
     await gateway.logout()
     make_console().print(f"logged out of {gateway.url}", markup=False)
 
@@ -89,7 +96,13 @@ async def push_cmd(gateway: HttpOdin, job: str, file: Path, name: str | None, cr
 @OUTPUT_TABLE
 @gateway_command
 async def jobs_cmd(gateway: HttpOdin, query: str, output: str) -> None:
-    """The jobs in the gateway's repository (QUERY: part of a job path)."""
+    """The jobs in the gateway's repository (QUERY: part of a job path).
+
+    \b
+    Examples:
+      odin --server https://odin.example:9003 jobs
+      odin --server https://odin.example:9003 jobs team/ -o json
+    """
     jobs = await gateway.jobs(query)
     if output != "table":
         click.echo(dump(jobs, output))
@@ -105,7 +118,12 @@ async def jobs_cmd(gateway: HttpOdin, query: str, output: str) -> None:
 @OUTPUT_TABLE
 @gateway_command
 async def history_cmd(gateway: HttpOdin, job: str, output: str) -> None:
-    """The git history of JOB, newest first (POST /v1/pipelines with `commit` runs any of them)."""
+    """The git history of JOB, newest first (POST /v1/pipelines with `commit` runs any of them).
+
+    \b
+    Example:
+      odin --server https://odin.example:9003 history team/train
+    """
     commits = await gateway.history(job)
     if output != "table":
         click.echo(dump(commits, output))
@@ -120,7 +138,14 @@ async def history_cmd(gateway: HttpOdin, job: str, output: str) -> None:
 
 @click.group("user", short_help="Users of the gateway (admins manage everyone).")
 def user_group() -> None:
-    """Users: `odin user list`, `show NAME`, `create NAME`, `update NAME`, `delete NAME`."""
+    """Users: `odin user list`, `show NAME`, `create NAME`, `update NAME`, `delete NAME`.
+
+    \b
+    Examples:
+      odin --server https://odin.example:9003 user list
+      odin --server https://odin.example:9003 user create bob --role admin
+      odin --server https://odin.example:9003 user update ann --password
+    """
 
 
 def _user_table(users: list[dict[str, Any]]) -> Table:
@@ -208,10 +233,12 @@ async def user_update(
 
 @user_group.command("delete")
 @click.argument("username")
-@click.confirmation_option(prompt="Delete this user?")
+@click.option("--yes", is_flag=True, help="Confirm the action without prompting.")
 @gateway_command
-async def user_delete(gateway: HttpOdin, username: str) -> None:
+async def user_delete(gateway: HttpOdin, username: str, yes: bool) -> None:
     """Delete a user (admins only)."""
+    if not yes:  # asked here, not by click while parsing: gateway_command has checked for --server first
+        click.confirm("Delete this user?", abort=True)
     await gateway.delete_user(username)
     make_console().print(f"deleted {username}", markup=False)
 

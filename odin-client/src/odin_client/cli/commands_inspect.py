@@ -193,6 +193,8 @@ async def events_cmd(odin: Any, resource: str, output: str) -> None:
     Example:
       odin events retry-5hd8w0zq
     """
+    if "--" in resource:
+        await odin.task(resource)  # an unknown task is an error (as for data and logs), not an empty log
     events = await odin.events(resource)
     cluster = await odin.cluster_events(resource)
     if output != "table":

@@ -19,6 +19,7 @@ from .commands_drive import start_detached
 from .common import (
     EXIT_INVALID,
     EXIT_OK,
+    JOB_DIR,
     OUTPUT_TABLE,
     CliState,
     fail,
@@ -53,7 +54,7 @@ WATCH = click.option("--watch/--no-watch", default=True, show_default=True, help
 
 
 @click.command("run", short_help="Run a pipeline and follow it (or --detach).")
-@click.argument("job_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("job_dir", metavar="DIR", type=JOB_DIR)
 @WATCH
 @DETACH
 @click.option(

@@ -18,6 +18,7 @@ from odin_core.errors import Problem, SpecError
 from .common import (
     EXIT_FAILED,
     EXIT_INVALID,
+    JOB_DIR,
     OUTPUT_TEXT,
     CliState,
     make_console,
@@ -27,8 +28,6 @@ from .common import (
     state,
 )
 from .fmt import dump
-
-JOB_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,10 @@ OUTPUT_TABLE = output_option("table")
 OUTPUT_TEXT = output_option("text")
 OUTPUT_DATA = output_option("yaml", "json")
 
+# DIR of `run`, `show`, `validate`: not checked by click, so that a missing directory is reported as a problem of
+# that pipeline (by the loader, like every other problem), and so that with --server it can name a job on the server.
+JOB_DIR = click.Path(path_type=Path)
+
 
 @dataclass(frozen=True)
 class CliState:

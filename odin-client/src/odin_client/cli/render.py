@@ -117,9 +117,32 @@ def summary(run: RunRecord, tasks: Sequence[TaskRecord]) -> str:
     return f"run {escape(run.run_id)} is {styled(run.status.value)}"
 
 
-def failure_hints(tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
-    """What to type next to see why tasks failed (``hint``: the global options to repeat, `--server URL `)."""
-    return [f"  see its log: odin {hint}logs {t.task_id}" for t in tasks if t.status is TaskStatus.FAILED]
+def failure_hints(run: RunRecord, tasks: Sequence[TaskRecord], hint: str = "") -> list[str]:
+    """Where to look next for each failed task (``hint``: the global options to repeat, `--server URL `).
+
+    Its log when its failing attempt ran; otherwise (a reference that could not be resolved, a command that could
+    not be started) the log is empty and the task's message is all there is: shown unless the run's message
+    already says it.
+    """
+    lines = []
+    for t in tasks:
+        if t.status is not TaskStatus.FAILED:
+            continue
+        if ran(t):
+            lines.append(f"  see its log: odin {hint}logs {t.task_id}")
+        elif t.message and t.message not in run.message:
+            lines.append(f"  task {t.name!r} failed: {t.message}")
+    return lines
+
+
+def ran(task: TaskRecord) -> bool:
+    """Whether the task's current attempt ran, so that its log holds what it printed.
+
+    ``started`` (set when the executor reports the attempt running) and ``exit_code`` are cleared when a new attempt
+    begins; an attempt with neither never ran (refused before it was handed over, or its command could not be
+    started) and left no log. Known from the record alone: no log is read for it.
+    """
+    return task.started is not None or task.exit_code is not None
 
 
 def result_task(tasks: Sequence[TaskRecord]) -> TaskRecord | None:
