@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import one_task
 from odin_core.errors import Problem, SpecError
 from odin_core.spec import load_pipeline, validate_pipeline
+from spec_support import one_task
 
 WriteJob = Callable[..., Path]  # the write_job fixture of conftest.py
 

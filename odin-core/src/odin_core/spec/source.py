@@ -69,7 +69,16 @@ def read_source(
     target = job_dir / file
     shown = shown or file
     if not job_dir.is_dir():
-        return [Problem(shown, 0, 0, "", f"pipeline directory {str(job_dir)!r} does not exist or is not a directory")]
+        return [
+            Problem(
+                shown,
+                0,
+                0,
+                "",
+                f"pipeline directory {str(job_dir)!r} does not exist or is not a directory",
+                f"give the directory that holds the pipeline's {file}",
+            )
+        ]
     if not target.is_file():
         hint = f"a pipeline directory holds its definition in {file}"
         return [Problem(shown, 0, 0, "", f"no {file} in pipeline directory {str(job_dir)!r}", hint)]
