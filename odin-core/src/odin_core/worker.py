@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -226,7 +227,7 @@ class RunWorker:
     async def _act(self, plan: Plan) -> None:
         for rec in plan.kills:  # each in a task of its own: a task's grace period holds up no other decision
             self._killing[rec.name] = kill = asyncio.ensure_future(self._kill(rec))
-            kill.add_done_callback(lambda _k, name=rec.name, k=kill: self._forget_kill(name, k))
+            kill.add_done_callback(functools.partial(self._forget_kill, rec.name))
         if len(plan.starts) == 1:  # the usual case: no gather, and no task of its own
             await self._start(plan.starts[0], plan.tasks[plan.starts[0].name])
         elif plan.starts:
@@ -238,7 +239,7 @@ class RunWorker:
         except Exception:
             log.exception("run %s: could not kill %s", self.run_id, rec.name)
 
-    def _forget_kill(self, name: str, kill: asyncio.Future[None]) -> None:
+    def _forget_kill(self, name: str, kill: asyncio.Future[None]) -> None:  # its done-callback
         if self._killing.get(name) is kill:
             del self._killing[name]
 
