@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from odin_core.service.commands import MAX_LOG_REPLY_BYTES
+from odin_core.service.commands import MAX_REPLY_BYTES
 from server_support import Client
 from websockets.asyncio.client import connect
 
@@ -89,7 +90,7 @@ async def test_a_log_longer_than_a_reply_comes_as_its_last_lines_in_one_frame_a_
         text = json.loads(frame)["response"]
         note, *lines = text.split("\n")
         assert note.startswith("(the log's first ") and "lines are left out" in note
-        assert set(lines) == {"x" * 99} and len(text) <= MAX_LOG_REPLY_BYTES
+        assert set(lines) == {"x" * 99} and len(text) <= MAX_REPLY_BYTES
         skipped = int(note.removeprefix("(the log's first ").split(" ")[0].replace(",", ""))
         assert skipped + len(lines) == 150_000
         assert json.loads(await ws.recv())["status"] == "END"
@@ -147,3 +148,22 @@ async def test_start_says_submitting_once_per_attempt(server: Any) -> None:
             lines.append(msg["response"])
     assert lines.count(f"Submitting {run_id}--greet") == 1, lines
     assert f"Done running {run_id}--greet" in lines
+
+
+async def test_show_of_a_job_bigger_than_a_reply_lists_what_fits_and_says_what_is_left_out(
+    server: Any, root: Path
+) -> None:
+    """Before: every file up to 1 MiB each went into one reply, and a client's 1 MiB frame limit closed it."""
+    job = root / "bulky"
+    job.mkdir()
+    (job / "main.yml").write_text("tasks:\n  - {name: a, image: x, command: c}\n")
+    for n in range(30):
+        (job / f"data-{n:02}.txt").write_text("y" * 100_000)
+    async with connect(server.url) as ws:  # the library's default frame limit, 1 MiB
+        await ws.send(json.dumps({"command": "SHOW", "request": "bulky", "id": 1}))
+        frame = await ws.recv()
+    assert len(frame) <= 1 << 20
+    files = json.loads(frame)["response"]
+    shown = [name for name in files if name.startswith("data-")]
+    assert 5 < len(shown) < 30 and files["data-00.txt"] == "y" * 100_000
+    assert files["..."] == f"<{31 - len(shown)} files not shown: a reply holds 1,016 KiB at most>"  # main.yml too

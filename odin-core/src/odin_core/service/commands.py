@@ -159,9 +159,10 @@ async def logs(s: Session, payload: Any) -> AsyncIterator[Reply]:
     yield END, resource
 
 
-MAX_LOG_REPLY_BYTES = (1 << 20) - (8 << 10)
-"""A LOGS reply without follow holds at most this much of the log (as JSON text), its last lines: a client's frame
-limit is 1 MiB by default (the websockets library's), and a longer reply would close its connection."""
+MAX_REPLY_BYTES = (1 << 20) - (8 << 10)
+"""A reply holds at most this much JSON text (a LOGS reply without follow, the log's last lines; SHOW, the files
+that fit): a client's frame limit is 1 MiB by default (the websockets library's), and a longer reply would close
+its connection."""
 
 
 async def log_reply(lines: AsyncIterator[str]) -> str:
@@ -174,13 +175,13 @@ async def log_reply(lines: AsyncIterator[str]) -> str:
         kept.append(line)
         sizes.append(_json_size(line))
         size += sizes[-1]
-        while size > MAX_LOG_REPLY_BYTES:
+        while size > MAX_REPLY_BYTES:
             kept.popleft()
             size -= sizes.popleft()
             skipped += 1
     if skipped:
         kept.appendleft(
-            f"(the log's first {skipped:,} lines are left out: a reply holds its last {MAX_LOG_REPLY_BYTES >> 10:,} "
+            f"(the log's first {skipped:,} lines are left out: a reply holds its last {MAX_REPLY_BYTES >> 10:,} "
             "KiB at most; follow the log to stream every line, or ask for fewer lines)"
         )
     return "\n".join(kept)
@@ -201,23 +202,34 @@ async def show(s: Session, payload: Any) -> AsyncIterator[Reply]:
 
 def read_files(path: Path, root: Path) -> dict[str, str]:
     """Every file of a job directory, by relative name; hidden files skipped; a link that leaves ``root``
-    (``/etc/passwd``) is listed with a note in place of its content, never read."""
+    (``/etc/passwd``) is listed with a note in place of its content, never read. The reply fits a client's default
+    frame limit (``MAX_REPLY_BYTES`` of JSON): once it is full, a last entry ``...`` says what was left out."""
     out: dict[str, str] = {}
-    for f in sorted(path.rglob("*")):
-        rel = f.relative_to(path)
-        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
-            continue
-        if len(out) >= MAX_SHOW_FILES:
+    room = MAX_REPLY_BYTES - 1024  # for the last entry
+    files = [f for f in sorted(path.rglob("*")) if f.is_file()]
+    files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(path).parts)]
+    for n, f in enumerate(files):
+        rel = str(f.relative_to(path))
+        if n >= MAX_SHOW_FILES:
             out["..."] = f"<more than {MAX_SHOW_FILES} files: the rest are not shown>"
             break
+        text: str | None
         try:
-            real = i.inside(root, f, str(rel))
+            real = i.inside(root, f, rel)
         except InvalidRequest:
-            out[str(rel)] = "<not shown: a link to a file outside the pipelines root>"
-            continue
-        size = real.stat().st_size
-        too_big = f"<{size} bytes: larger than {MAX_SHOW_FILE_BYTES}>"
-        out[str(rel)] = too_big if size > MAX_SHOW_FILE_BYTES else real.read_text(errors="replace")
+            text = "<not shown: a link to a file outside the pipelines root>"
+        else:
+            size = real.stat().st_size
+            if size > MAX_SHOW_FILE_BYTES:
+                text = f"<{size} bytes: larger than {MAX_SHOW_FILE_BYTES}>"
+            else:  # None: the reply is full
+                text = real.read_text(errors="replace") if size <= room else None
+        if text is not None:
+            room -= len(json.dumps(rel)) + len(json.dumps(text)) + 4  # as JSON: escapes included
+        if text is None or room < 0:
+            out["..."] = f"<{len(files) - n} files not shown: a reply holds {MAX_REPLY_BYTES >> 10:,} KiB at most>"
+            break
+        out[rel] = text
     return out
 
 
