@@ -12,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from engine_support import data_dir, pipeline, run_to_end, task, until
 from odin_core.engine import Engine
@@ -258,3 +259,31 @@ async def test_wait_answers_a_run_that_ended_here_with_its_committed_record(make
         reads = store.reads
         assert (await engine.wait(run.run_id)).to_record() == stored.to_record()  # no longer driven: read
         assert store.reads == reads + 1
+
+
+async def test_a_task_whose_kill_a_crash_cut_short_is_killed_by_the_core_that_adopts_the_run(make_engine) -> None:
+    """A core that dies between committing a task's end (CANCELLED) and its kill leaves the task running; before,
+    nothing ever killed it: the next core re-attached only to active tasks, and ended the run."""
+    first = await make_engine()
+    await first.start(adopt=False)
+    run = await first.submit(pipeline(task("long", SLEEP.format(60))))
+
+    async def running() -> TaskRecord | None:
+        (rec,) = await first.store.get_tasks(run.run_id)
+        return rec if rec.status is TaskStatus.RUNNING else None
+
+    await until(running)
+    rec = await running()
+    assert rec is not None
+    pid = int(rec.resource_id.removeprefix("pid:"))  # the supervisor's
+    worker = first._workers[run.run_id]
+    cancelled = rec.evolve(status=TaskStatus.CANCELLED, message="stopped by user", completed=time.time())
+    await first.store.commit(worker.lease, None, [cancelled], [])  # the intent landed; the core dies before acting
+    await first.close()  # lets go of the run, its attempts go on
+    assert psutil.pid_exists(pid)
+
+    second = await make_engine()
+    await second.start(adopt=True)
+    final = await asyncio.wait_for(second.wait(run.run_id), 60)
+    assert final.status.is_terminal
+    await until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)

@@ -23,7 +23,7 @@ from .dag import DagState, SubmitRetry
 from .errors import Conflict, NotFound, OdinError
 from .executors.base import Executor
 from .hub import Hub, Lagged
-from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord
+from .model import AttemptUpdate, Event, RunRecord, RunStatus, TaskRecord, TaskStatus
 from .settings import EngineSettings
 from .spec import check_run_id, instantiate, new_pipe_id, spec_from_dict, spec_to_dict
 from .spec.model import PipelineSpec, TaskSpec
@@ -201,7 +201,10 @@ class Engine:
         finally:
             self._adopting.discard(lease.run_id)
         state = DagState.from_records(spec, run.evolve(owner=self.owner), tasks, submit_retry=self._submit_retry)
-        worker = self._register(state, seq, lease, recover=[t for t in tasks if t.status.is_active])
+        # Attempts its last engine decided to end (cancelled, or failed and to be retried) may still run if it died
+        # between committing that and the kill: they are killed again (a no-op for those that ended).
+        unsure = [t for t in tasks if t.status in (TaskStatus.CANCELLED, TaskStatus.RETRYING) and t.attempt > 0]
+        worker = self._register(state, seq, lease, recover=[t for t in tasks if t.status.is_active], rekill=unsure)
         worker.poke()
         return worker
 
@@ -372,9 +375,15 @@ class Engine:
     # -- internals ---------------------------------------------------------------------------
 
     def _register(
-        self, state: DagState, seq: int, lease: Lease, *, recover: list[TaskRecord] | None = None
+        self,
+        state: DagState,
+        seq: int,
+        lease: Lease,
+        *,
+        recover: list[TaskRecord] | None = None,
+        rekill: list[TaskRecord] | None = None,
     ) -> RunWorker:
-        worker = RunWorker(self, state, seq, lease, recover=recover or [])
+        worker = RunWorker(self, state, seq, lease, recover=recover or [], rekill=rekill or [])
         # a worker of an older lease of ours may still be winding down (a resubmission): it is fenced, and
         # removes itself from the registry only if it is still the one registered
         self._workers[lease.run_id] = worker

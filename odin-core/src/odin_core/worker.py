@@ -88,6 +88,7 @@ class RunWorker:
     seq: int
     lease: Lease
     recover: list[TaskRecord] = field(default_factory=list)  # active attempts to re-attach to first (adoption)
+    rekill: list[TaskRecord] = field(default_factory=list)  # ended attempts a crash may have left running (adoption)
     inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     starved: bool = False  # the last plan left ready tasks waiting for engine-wide slots
@@ -164,7 +165,11 @@ class RunWorker:
             self.state.request_stop(item.reason)
 
     async def _recover(self) -> None:
-        """After an adoption: re-attach to the attempts a previous engine left active (retried until it works)."""
+        """After an adoption: re-attach to the attempts a previous engine left active (retried until it works), and
+        kill again those it had decided to end (the run's end waits for these kills, as for its own)."""
+        for rec in self.rekill:
+            self._start_kill(rec)
+        self.rekill = []
         if not self.recover:
             return
         log.info("run %s: re-attaching %d active task(s)", self.run_id, len(self.recover))
@@ -226,8 +231,7 @@ class RunWorker:
 
     async def _act(self, plan: Plan) -> None:
         for rec in plan.kills:  # each in a task of its own: a task's grace period holds up no other decision
-            self._killing[rec.name] = kill = asyncio.ensure_future(self._kill(rec))
-            kill.add_done_callback(functools.partial(self._forget_kill, rec.name))
+            self._start_kill(rec)
         if len(plan.starts) == 1:  # the usual case: no gather, and no task of its own
             await self._start(plan.starts[0], plan.tasks[plan.starts[0].name])
         elif plan.starts:
@@ -238,6 +242,10 @@ class RunWorker:
             await self.ctx.executor.kill(rec)
         except Exception:
             log.exception("run %s: could not kill %s", self.run_id, rec.name)
+
+    def _start_kill(self, rec: TaskRecord) -> None:
+        self._killing[rec.name] = kill = asyncio.ensure_future(self._kill(rec))
+        kill.add_done_callback(functools.partial(self._forget_kill, rec.name))
 
     def _forget_kill(self, name: str, kill: asyncio.Future[None]) -> None:  # its done-callback
         if self._killing.get(name) is kill:
