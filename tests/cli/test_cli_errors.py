@@ -105,7 +105,8 @@ def test_a_pipeline_directory_that_does_not_exist_is_an_invalid_pipeline(env, tm
     done = odin("run", *(["--detach"] if detach else []), "nowhere", env=env, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "Usage:" not in done.stderr, done.stderr
     assert done.stderr.splitlines() == [
-        f"nowhere/main.yml:0:0: pipeline directory '{tmp_path / 'nowhere'}' does not exist or is not a directory",
+        f"nowhere/main.yml:0:0: pipeline directory '{tmp_path / 'nowhere'}' does not exist or is not a directory "
+        "(give the directory that holds the pipeline's main.yml)",
         "pipeline is invalid: 1 problem",
     ]
     assert no_runs(env, tmp_path)
