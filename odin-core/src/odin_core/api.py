@@ -172,20 +172,22 @@ class Odin:
         record = await self.task(resource)
         executor = self.executor_for((await self.run(record.run_id)).run)
 
-        async def ended() -> bool:  # or nobody will ever say it ended: its driver is gone
-            return (await self.task(resource)).status.is_terminal or await self.engine.driver_gone(
-                record.run_id
-            ) is not None
+        gone: str | None = None  # the run's driver, once found gone: nobody will ever say the task ended
+
+        async def ended() -> bool:
+            nonlocal gone
+            if (await self.task(resource)).status.is_terminal:
+                return True
+            gone = await self.engine.driver_gone(record.run_id)
+            return gone is not None
 
         async for line in executor.logs(record, follow=follow, lines=lines, until=ended, namespace=namespace):
             yield line
-        if follow and not (await self.task(resource)).status.is_terminal:
-            gone = await self.engine.driver_gone(record.run_id)
-            if gone is not None:
-                raise Conflict(
-                    f"nothing follows {resource} any more: {gone}, which drove its run, is gone; "
-                    f"`odin stop {record.run_id}` takes the run over and ends it (what its tasks finished is kept)"
-                )
+        if gone is not None:
+            raise Conflict(
+                f"nothing follows {resource} any more: {gone}, which drove its run, is gone; "
+                f"`odin stop {record.run_id}` takes the run over and ends it (what its tasks finished is kept)"
+            )
 
     async def cleanup(self, run_id: str, *, db: bool = False, fs: bool = False) -> list[CleanupResult]:
         """Remove a run's resources (and with ``db``/``fs`` its records and files).

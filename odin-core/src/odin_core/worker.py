@@ -131,15 +131,16 @@ class RunWorker:
             plan = self.state.decide(time.time(), self.ctx.capacity())
             self.starved = plan.starved
             ending = plan.run if plan.run is not None and plan.run.status.is_terminal else None
-            if ending is not None and (plan.kills or self._killing):
+            held = ending is not None and bool(plan.kills or self._killing)
+            if held:
                 plan.run = None  # the run ends once the attempts it stops have ended, not before
             await self._persist(plan)
             if self.state.active < active:  # tasks ended since the last pass: other runs may start some
                 self.ctx.slots_freed()
             active = self.state.active
             await self._act(plan)
-            if ending is not None:
-                if plan.run is None:
+            if self.state.run.status.is_terminal:  # decided in this pass, so committed above or just below
+                if held:
                     await asyncio.gather(*self._killing.values())
                     await self._persist(Plan(run=ending))
                 self.final = self.state.run

@@ -241,13 +241,9 @@ class LocalExecutor(Executor):
             files = AttemptFiles.of(self._run_path(rec.run_id), _name(rec.name), rec.attempt)
             state = await asyncio.to_thread(read_state, files)
             if state.claim is not None and state.result is not None:
-                # it ended while no core followed it: said now, so the run's next decision (a stop that made
-                # another core take the run over, say) is taken knowing it, not cancelling what succeeded
-                sup = ProcRef.of(state.claim)
-                if state.task is not None and rec.status is not TaskStatus.RUNNING:
-                    self.report(AttemptUpdate(*key, TaskStatus.RUNNING, resource_id=f"pid:{sup.pid}" if sup else ""))
-                log_file = log_path(self._run_path(rec.run_id), rec.name)
-                self.report(await asyncio.to_thread(final_update, key, state.result, log_file))
+                # it ended while no core followed it: its follow runs here, not in a task of its own, so the run's
+                # next decision (a stop that made another core take the run over, say) knows it ended
+                await self._follow(key, files, ProcRef.of(state.claim), state)
             elif state.claim is not None:
                 await self._attach(key, files)
             elif await asyncio.to_thread(_end_unsupervised, rec):
